@@ -13,14 +13,34 @@ import click
 
 # command name -> "module:attribute" (all modules under featcache.cli)
 COMMANDS: dict[str, str] = {
+    "demo": "featcache.cli.demo:demo",
+    "run": "featcache.cli.run:run",
     "demo-data": "featcache.cli.demo_data:demo_data",
     "manifest": "featcache.cli.manifest:manifest",
+    "extract": "featcache.cli.extract:extract",
+    "info": "featcache.cli.info:info",
+    "train": "featcache.cli.train:train",
+    "evaluate": "featcache.cli.evaluate:evaluate",
+    "probe": "featcache.cli.probe:probe",
+    "similarity": "featcache.cli.similarity:similarity",
+    "select": "featcache.cli.select:select",
+    "report": "featcache.cli.report:report",
 }
 
 # one-line help shown by `featcache --help` without importing the command's module
 SHORT_HELP: dict[str, str] = {
+    "demo": "Run the whole pipeline offline on a synthesized corpus (the main demo).",
+    "run": "Run a declarative recipe (TOML) stage by stage, skipping what is done.",
     "demo-data": "Synthesize a labelled multi-speaker speech corpus with espeak-ng.",
     "manifest": "Validate, summarise and import manifests.",
+    "extract": "Run upstreams once over a manifest and cache every layer.",
+    "info": "Show what a cache folder holds: utterances, failures, layers, sizes, provenance.",
+    "train": "Train a fusion interface and task head from cached layers.",
+    "evaluate": "Re-score a training run's best checkpoint on a split.",
+    "probe": "Score how well each layer of each upstream predicts a label (linear probes).",
+    "similarity": "Linear CKA between every layer pair of every upstream pair.",
+    "select": "Rank upstream subsets for a task by probe strength and complementarity.",
+    "report": "Write one self-contained HTML report: cache, probes, CKA, runs.",
 }
 
 
@@ -28,7 +48,7 @@ class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when that subcommand is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return list(COMMANDS)  # in pipeline order, not alphabetical
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)

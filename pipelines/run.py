@@ -1,0 +1,372 @@
+"""Execute a recipe stage by stage, skipping what is already done.
+
+Stages and where they write (under the recipe's ``out`` folder):
+
+==========  ==============================  =========================================
+stage       output                          done when
+==========  ==============================  =========================================
+data        corpus/ or manifest.jsonl       the manifest exists
+extract     cache/<upstream>.zarr           every manifest utterance is stored or failed
+train       runs/<name>/                    runs/<name>/summary.json exists
+probe       analysis/probe/                 probe.json exists
+similarity  analysis/similarity/            similarity.npz exists
+select      analysis/select/                selection.json exists
+report      report.html                     always rewritten (cheap)
+==========  ==============================  =========================================
+
+Interrupting a recipe and running it again continues where it stopped: each stage either is
+complete, or resumes from its own checkpoints (extraction parts, training checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from featcache.errors import ConfigError, FeatcacheError
+from featcache.pipelines.recipe import Recipe
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    target: str
+    done: bool
+    detail: str = ""
+
+
+@dataclass
+class RecipeResult:
+    recipe: Recipe
+    stages: list[StageStatus] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)
+    report: Path | None = None
+    failed_utterances: int = 0
+
+
+# --- paths -------------------------------------------------------------------------------------
+def manifest_path(recipe: Recipe) -> Path:
+    if recipe.data.kind == "demo":
+        return recipe.out / "corpus" / "manifest.jsonl"
+    if recipe.data.kind == "import":
+        return recipe.out / "manifest.jsonl"
+    return recipe.data.manifest
+
+
+def cache_dir(recipe: Recipe) -> Path:
+    return recipe.out / "cache"
+
+
+def run_dir(recipe: Recipe, name: str) -> Path:
+    return recipe.out / "runs" / name
+
+
+def analysis_dir(recipe: Recipe, what: str) -> Path:
+    return recipe.out / "analysis" / what
+
+
+# --- planning ----------------------------------------------------------------------------------
+def plan(recipe: Recipe) -> list[StageStatus]:
+    """What each stage would do now: done or to do, without doing anything."""
+    a = recipe.analyse
+    stages = [StageStatus("data", str(manifest_path(recipe)), manifest_path(recipe).exists())]
+    stages += [
+        StageStatus("extract", f"{cache_dir(recipe)} [{u}]", _extract_done(recipe, u))
+        for u in recipe.extract.upstreams
+    ]
+    stages += [
+        StageStatus("train", str(run_dir(recipe, r.name)), (run_dir(recipe, r.name) / "summary.json").exists())
+        for r in recipe.runs
+    ]
+    if a.label and a.probe:
+        p = analysis_dir(recipe, "probe")
+        stages.append(StageStatus("probe", str(p), (p / "probe.json").exists()))
+    if a.similarity:
+        p = analysis_dir(recipe, "similarity")
+        stages.append(StageStatus("similarity", str(p), (p / "similarity.npz").exists()))
+    if a.label and a.select and len(recipe.extract.upstreams) > 1:
+        p = analysis_dir(recipe, "select")
+        stages.append(StageStatus("select", str(p), (p / "selection.json").exists()))
+    if a.report:
+        stages.append(StageStatus("report", str(recipe.out / "report.html"), False))
+    return stages
+
+
+def _extract_done(recipe: Recipe, upstream: str) -> bool:
+    """True when the store of ``upstream`` accounts for every utterance of the manifest."""
+    from featcache.manifest import Manifest
+
+    manifest = manifest_path(recipe)
+    if not manifest.exists():
+        return False
+    try:
+        from featcache.store import open_cache
+
+        reader = open_cache(cache_dir(recipe), upstream)
+        try:
+            return len(reader.utterances) + len(reader.errors) == len(Manifest.load(manifest))
+        finally:
+            reader.close()
+    except FeatcacheError:
+        return False
+
+
+# --- checking ----------------------------------------------------------------------------------
+def check(recipe: Recipe, log: Log = print) -> list[str]:
+    """Dry run: check data, labels, upstream names, interfaces and tasks; return the problems."""
+    from featcache.fusion.registry import parse_name
+    from featcache.heads.registry import TASKS
+    from featcache.manifest import Manifest, validate_manifest
+    from featcache.upstreams.registry import resolve
+
+    problems: list[str] = []
+    for name in recipe.extract.upstreams:
+        try:
+            resolve(name)
+        except FeatcacheError as e:
+            problems.append(str(e))
+    for run in recipe.runs:
+        try:
+            parse_name(run.options.get("interface", "ws"))
+        except FeatcacheError as e:
+            problems.append(f"run {run.name!r}: {e}")
+        if run.options.get("task", "classify") not in TASKS:
+            problems.append(f"run {run.name!r}: unknown task {run.options.get('task')!r}")
+
+    manifest = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if recipe.data.kind == "demo":
+            import shutil
+
+            if shutil.which("espeak-ng") is None:
+                problems.append("espeak-ng is not installed (apt-get install espeak-ng)")
+        else:
+            path = recipe.data.manifest
+            if recipe.data.kind == "import":
+                from featcache.importers import import_manifest
+
+                path = Path(tmp) / "manifest.jsonl"
+                try:
+                    import_manifest(recipe.data.importer, recipe.data.source, path, **recipe.data.options)
+                except FeatcacheError as e:
+                    problems.append(f"data: {e}")
+                    path = None
+            if path is not None:
+                found = validate_manifest(path)
+                problems += [f"data: {p}" for p in found[:20]]
+                if len(found) > 20:
+                    problems.append(f"data: ... and {len(found) - 20} more manifest problems")
+                if not found:
+                    manifest = Manifest.load(path)
+                    log(f"data: {len(manifest)} utterances, fields {', '.join(manifest.fields())}")
+        if manifest is not None:
+            problems += _check_labels(recipe, manifest)
+    return problems
+
+
+def _check_labels(recipe: Recipe, manifest) -> list[str]:
+    problems = []
+    wanted = {(r.name, r.options.get("label", "speaker")) for r in recipe.runs}
+    if recipe.analyse.label:
+        wanted.add(("analyse", recipe.analyse.label))
+    fields = set(manifest.fields())
+    for who, label in sorted(wanted):
+        if label not in fields:
+            problems.append(
+                f"{who}: label {label!r} is not a field of the manifest (fields: {sorted(fields)})"
+            )
+    splits = set(manifest.labels("split"))
+    if recipe.runs and not {"train", "dev"} <= splits:
+        problems.append(f"data: training needs train and dev splits; the manifest has {sorted(splits, key=str)}")
+    return problems
+
+
+# --- running -----------------------------------------------------------------------------------
+def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
+    """Run every stage that is not done yet; return statuses, run summaries and the report path."""
+    result = RecipeResult(recipe)
+    recipe.out.mkdir(parents=True, exist_ok=True)
+    statuses = {(s.stage, s.target): s for s in plan(recipe)}
+    started = time.perf_counter()
+
+    def stage(name: str, target: str, fn: Callable[[], str | None]) -> None:
+        status = statuses.get((name, target), StageStatus(name, target, False))
+        if status.done:
+            log(f"[{name}] {target}: already done, skipped")
+        else:
+            t0 = time.perf_counter()
+            log(f"[{name}] {target} ...")
+            status.detail = fn() or ""
+            status.done = True
+            log(f"[{name}] done in {time.perf_counter() - t0:.1f} s {status.detail}".rstrip())
+        result.stages.append(status)
+
+    stage("data", str(manifest_path(recipe)), lambda: _make_data(recipe))
+    for upstream in recipe.extract.upstreams:
+        stage("extract", f"{cache_dir(recipe)} [{upstream}]", lambda u=upstream: _extract(recipe, u, result))
+    for run in recipe.runs:
+        stage("train", str(run_dir(recipe, run.name)), lambda r=run: _train(recipe, r, log))
+        summary = run_dir(recipe, run.name) / "summary.json"
+        result.runs.append({"name": run.name, **json.loads(summary.read_text())})
+    a = recipe.analyse
+    keys = {s.stage for s in statuses.values()}
+    if "probe" in keys:
+        stage("probe", str(analysis_dir(recipe, "probe")), lambda: _probe(recipe, log))
+    if "similarity" in keys:
+        stage("similarity", str(analysis_dir(recipe, "similarity")), lambda: _similarity(recipe, log))
+    if "select" in keys:
+        stage("select", str(analysis_dir(recipe, "select")), lambda: _select(recipe, log))
+    if a.report:
+        stage("report", str(recipe.out / "report.html"), lambda: _report(recipe, result, log))
+        result.report = recipe.out / "report.html"
+    write_results(recipe, result)
+    log(f"recipe {recipe.name} finished in {time.perf_counter() - started:.1f} s")
+    return result
+
+
+def _make_data(recipe: Recipe) -> str:
+    from featcache.manifest import Manifest
+
+    d = recipe.data
+    if d.kind == "demo":
+        from featcache.demo_data import make_demo_corpus
+
+        make_demo_corpus(recipe.out / "corpus", d.utterances, d.seed)
+    elif d.kind == "import":
+        from featcache.importers import import_manifest
+
+        import_manifest(d.importer, d.source, manifest_path(recipe), **d.options)
+    elif not d.manifest.exists():
+        raise ConfigError(f"manifest {d.manifest} not found (recipe {recipe.path})")
+    return f"({len(Manifest.load(manifest_path(recipe)))} utterances)"
+
+
+def _extract(recipe: Recipe, upstream: str, result: RecipeResult) -> str:
+    from featcache.pipelines.extract import ExtractConfig, extract
+
+    e = recipe.extract
+    config = ExtractConfig(
+        manifest=manifest_path(recipe), upstreams=[upstream], cache=cache_dir(recipe),
+        format=e.format, dtype=e.dtype, layers=e.layers, device=e.device,
+        batch_seconds=e.batch_seconds, workers=e.workers,
+    )  # fmt: skip
+    done = extract(config)
+    failed = sum(s.num_failed for s in done.stores)
+    result.failed_utterances += failed
+    return f"({failed} failed utterance(s))" if failed else ""
+
+
+def _train(recipe: Recipe, run, log: Log) -> str:
+    from featcache.pipelines.train import train
+    from featcache.train.config import TrainConfig
+
+    config = TrainConfig(
+        cache=str(cache_dir(recipe)), out=str(run_dir(recipe, run.name)),
+        upstreams=recipe.run_upstreams(run), **run.options,
+    )  # fmt: skip
+    train(config, log=lambda line: log(f"  {line}"))
+    return ""
+
+
+def _probe(recipe: Recipe, log: Log) -> str:
+    from featcache.analysis.text import format_probe
+    from featcache.pipelines.analyse import run_probe
+
+    a = recipe.analyse
+    found = run_probe(cache_dir(recipe), a.label, task=a.task, out=analysis_dir(recipe, "probe"))
+    log(format_probe(found))
+    return ""
+
+
+def _similarity(recipe: Recipe, log: Log) -> str:
+    from featcache.analysis.text import format_similarity
+    from featcache.pipelines.analyse import run_similarity
+
+    a = recipe.analyse
+    found = run_similarity(cache_dir(recipe), level=a.similarity_level, out=analysis_dir(recipe, "similarity"))
+    log(format_similarity(found))
+    return ""
+
+
+def _select(recipe: Recipe, log: Log) -> str:
+    from featcache.analysis.text import format_select
+    from featcache.pipelines.analyse import run_select
+
+    a = recipe.analyse
+    found = run_select(
+        cache_dir(recipe), a.label, max_models=a.max_models, validate=a.validate,
+        out=analysis_dir(recipe, "select"), log=log,
+    )  # fmt: skip
+    log(format_select(found))
+    return ""
+
+
+def _report(recipe: Recipe, result: RecipeResult, log: Log) -> str:
+    from featcache.pipelines.analyse import run_report
+
+    probe = analysis_dir(recipe, "probe")
+    similarity = analysis_dir(recipe, "similarity")
+    run_report(
+        cache_dir(recipe), recipe.out / "report.html",
+        runs=[run_dir(recipe, r.name) for r in recipe.runs],
+        probe=probe if (probe / "probe.json").exists() else None,
+        similarity=similarity if (similarity / "similarity.npz").exists() else None,
+        log=log,
+    )  # fmt: skip
+    return ""
+
+
+# --- results -----------------------------------------------------------------------------------
+def results_rows(runs: list[dict]) -> list[dict]:
+    """One row per training run: upstreams, interface, dev/test metrics, parameter counts."""
+    rows = []
+    for s in runs:
+        metrics = s.get("metrics", {})
+        rows.append(
+            {
+                "run": s["name"],
+                "upstreams": "+".join(s.get("upstreams", [])),
+                "interface": s.get("interface", ""),
+                "label": s.get("label", ""),
+                "dev": metrics.get("dev", {}),
+                "test": metrics.get("test", {}),
+                "params": s.get("params", {}),
+            }
+        )
+    return rows
+
+
+def format_results(runs: list[dict]) -> str:
+    """A plain-text table of the runs' dev and test metrics."""
+    rows = results_rows(runs)
+    if not rows:
+        return "(no training runs)"
+    metric_names = [m for m in ("accuracy", "macro_f1", "wer", "cer") if any(m in r["test"] or m in r["dev"] for r in rows)]
+    header = ["run", "upstreams", "interface"] + [f"dev {m}" for m in metric_names] + [f"test {m}" for m in metric_names] + ["interface params"]
+    table = [header]
+    for r in rows:
+        table.append(
+            [r["run"], r["upstreams"], r["interface"]]
+            + [_fmt(r["dev"].get(m)) for m in metric_names]
+            + [_fmt(r["test"].get(m)) for m in metric_names]
+            + [f"{r['params'].get('interface', '')}"]
+        )
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def write_results(recipe: Recipe, result: RecipeResult) -> None:
+    (recipe.out / "results.json").write_text(json.dumps(results_rows(result.runs), indent=2) + "\n")
+    (recipe.out / "results.txt").write_text(format_results(result.runs) + "\n")

@@ -1,0 +1,129 @@
+"""Recipes: every shipped recipe validates against a fake corpus layout, the demo recipe runs
+for real at a reduced size, and an interrupted run continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from featcache.errors import ConfigError
+from featcache.pipelines.recipe import load_recipe, resolve_recipe
+from featcache.testing import layouts
+
+RECIPES = Path(__file__).resolve().parents[1] / "pipelines" / "recipes"
+
+
+def _cli(*args, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "featcache.cli.main", *args], capture_output=True, text=True, **kw
+    )
+
+
+@pytest.mark.parametrize(
+    "recipe, make_layout",
+    [
+        ("superb-er", lambda tmp: layouts.fake_iemocap(tmp) / "IEMOCAP_full_release"),
+        ("librispeech-asr", layouts.fake_librispeech),
+        ("voxceleb1-sid", layouts.fake_voxceleb1),
+        ("mlsuperb-mono-1h", layouts.fake_mlsuperb),
+    ],
+)
+def test_paper_recipes_validate_on_fake_layouts(recipe, make_layout, tmp_path):
+    source = make_layout(tmp_path / "corpus")
+    done = _cli("run", str(RECIPES / f"{recipe}.toml"), "--source", str(source),
+                "--out", str(tmp_path / "out"), "--dry-run")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "recipe is valid" in done.stdout
+    for stage in ("data", "extract", "train"):
+        assert f"to do  {stage}" in done.stdout
+    assert not (tmp_path / "out" / "cache").exists()  # a dry run writes nothing
+
+
+def test_dry_run_reports_a_missing_label_and_a_wrong_layout(tmp_path):
+    ls = layouts.fake_librispeech(tmp_path / "corpus")
+    done = _cli("run", str(RECIPES / "superb-er.toml"), "--source", str(ls),
+                "--out", str(tmp_path / "out"), "--dry-run")  # fmt: skip
+    assert done.returncode == 1
+    assert "problem: data:" in done.stdout and done.stderr.startswith("error: ")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        (RECIPES / "voxceleb1-sid.toml").read_text().replace('label = "speaker"', 'label = "mood"')
+    )
+    vox = layouts.fake_voxceleb1(tmp_path / "corpus2")
+    done = _cli("run", str(recipe), "--source", str(vox), "--out", str(tmp_path / "o"), "--dry-run")
+    assert done.returncode == 1 and "label 'mood' is not a field" in done.stdout
+
+
+def test_recipe_errors_name_the_file_and_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\ndemo = {}\n[extract]\nupstreams = ["fbank"]\ncolour = "red"\n')
+    with pytest.raises(ConfigError, match=r"bad.toml \[extract\]: unknown key\(s\) \['colour'\]"):
+        load_recipe(bad)
+    bad.write_text('[data]\ndemo = {}\n[extract]\nupstreams = ["fbank"]\n'
+                   '[[train.runs]]\nname = "x"\nupstreams = ["hubert-base"]\n')  # fmt: skip
+    with pytest.raises(ConfigError, match="run 'x' uses"):
+        load_recipe(bad)
+    with pytest.raises(ConfigError, match="no recipe 'nope'"):
+        resolve_recipe("nope")
+    assert resolve_recipe("demo").name == "demo.toml"
+
+
+def _small_demo(tmp_path: Path) -> Path:
+    """The shipped demo recipe at a reduced size: 54 utterances, 2 epochs per run."""
+    text = (RECIPES / "demo.toml").read_text()
+    text = text.replace("utterances = 240", "utterances = 54").replace("epochs = 12", "epochs = 2")
+    path = tmp_path / "demo-small.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
+    recipe, out = _small_demo(tmp_path), tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    log = open(tmp_path / "first.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "featcache.cli.main", "run", str(recipe), "--out", str(out)],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    first_run = out / "runs" / "single-ws" / "summary.json"
+    deadline = time.monotonic() + 300
+    while not first_run.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    running = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    log.close()
+    assert running, (tmp_path / "first.log").read_text()
+    assert not (out / "report.html").exists()
+
+    done = _cli("run", str(recipe), "--out", str(out), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for stage in ("data", "extract", "train"):
+        assert f"[{stage}]" in done.stdout
+    assert "runs/single-ws: already done, skipped" in done.stdout
+    assert "corpus/manifest.jsonl: already done, skipped" in done.stdout
+    assert "[train] " + str(out / "runs" / "multi-chconv") + " ..." in done.stdout
+
+    results = json.loads((out / "results.json").read_text())
+    assert [r["run"] for r in results] == [
+        "single-ws", "single-hconv", "multi-ws", "multi-hconv", "multi-chconv"
+    ]  # fmt: skip
+    for row in results:
+        assert 0.0 <= row["test"]["accuracy"] <= 1.0
+    for name in ("probe/probe.json", "similarity/similarity.npz", "select/selection.json"):
+        assert (out / "analysis" / name).exists()
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4
+    assert "report:" in done.stdout and "multi-chconv" in done.stdout
+
+    again = _cli("run", str(recipe), "--out", str(out), env=env)
+    assert again.returncode == 0
+    assert again.stdout.count("already done, skipped") == 1 + 3 + 5 + 3  # data, extract, train, analyses
