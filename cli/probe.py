@@ -1,0 +1,67 @@
+"""`featcache probe`: how well each layer of each upstream predicts a label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("probe")
+@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
+@click.option(
+    "-u",
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    help="Upstream (as given to extract, or its store name); repeat; default all.",
+)
+@click.option("--label", required=True, help="Manifest field to predict (e.g. speaker).")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "classify", "regress"]),
+    default="auto",
+    show_default=True,
+    help="auto: regress for many-valued numeric labels.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["pooled", "frames"]),
+    default="pooled",
+    show_default=True,
+    help="Probe utterance means (pooled/mean) or frames (utterance label per frame).",
+)
+@click.option(
+    "--split", multiple=True, help="Use only utterances of this split; repeat. Default all."
+)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Labels from this manifest instead of the cache's copy (matched by id).",
+)
+@click.option("--cv", default=5, show_default=True, help="Cross-validation folds.")
+@click.option(
+    "--max-frames",
+    default=20000,
+    show_default=True,
+    help="--level frames: frames sampled (deterministically); 0 = all.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of folds and frame sampling.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder: probe.csv, probe.json, probe.png.",
+)
+def probe(cache, upstreams, label, task, level, split, manifest, cv, max_frames, seed, out) -> None:
+    """Cross-validated linear probe (standardise + logistic/ridge regression) of every layer of
+    every upstream in CACHE; prints a table and the best layer per upstream."""  # fmt: skip
+    from featcache.analysis.text import format_probe
+    from featcache.pipelines.analyse import run_probe
+
+    summary = run_probe(
+        cache, label, upstreams=upstreams, task=task, level=level, split=split,
+        manifest=manifest, cv=cv, max_frames=max_frames or None, seed=seed, out=out,
+    )  # fmt: skip
+    click.echo(format_probe(summary))
+    click.echo(f"wrote {out}/probe.csv, probe.json, probe.png")

@@ -1,0 +1,58 @@
+"""`featcache report`: one self-contained HTML page about a cache and its training runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
+@click.option(
+    "--runs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Training run folder(s) (`featcache train --out`); repeat or list several.",
+)
+@click.option("-u", "--upstream", "upstreams", multiple=True, help="Limit to these upstreams.")
+@click.option(
+    "--probe",
+    "probe_dir",
+    type=click.Path(path_type=Path),
+    help="Output folder of `featcache probe` to show.",
+)
+@click.option(
+    "--similarity",
+    "similarity_dir",
+    type=click.Path(path_type=Path),
+    help="Output folder of `featcache similarity` (default: pooled CKA computed now).",
+)
+@click.option(
+    "--select",
+    "select_dir",
+    type=click.Path(path_type=Path),
+    help="Output folder of `featcache select` to show its ranking.",
+)
+@click.option("--label", help="Without --probe: probe this manifest field now.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Labels from this manifest instead of the cache's copy (matched by id).",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="HTML file to write.")
+@click.argument("more_runs", nargs=-1, type=click.Path(path_type=Path))
+def report(
+    cache, runs, upstreams, probe_dir, similarity_dir, select_dir, label, manifest, out, more_runs
+) -> None:
+    """Write one HTML file (images embedded) with the cache summary, probe curves, CKA heat maps,
+    learned layer weights, HConv filter energy, training curves and a results table.
+
+    Extra arguments are more run folders: `--runs runs/*` works."""  # fmt: skip
+    from featcache.pipelines.analyse import run_report
+
+    path = run_report(
+        cache, out, runs=[*runs, *more_runs], upstreams=upstreams, probe=probe_dir,
+        similarity=similarity_dir, selection=select_dir, label=label, manifest=manifest, log=click.echo,
+    )  # fmt: skip
+    click.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); open it in a browser")

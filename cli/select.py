@@ -1,0 +1,87 @@
+"""`featcache select`: rank subsets of upstreams for a task before training fusions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("select")
+@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
+@click.option(
+    "-u",
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    help="Candidate upstream; repeat; default every store in the cache.",
+)
+@click.option("--label", required=True, help="Manifest field of the task (e.g. speaker).")
+@click.option(
+    "--task", type=click.Choice(["auto", "classify", "regress"]), default="auto", show_default=True
+)
+@click.option("--max-models", default=2, show_default=True, help="Largest subset size.")
+@click.option(
+    "--weight",
+    default=None,
+    type=float,
+    help="Weight of complementarity in the score [default: 0.25].",
+)
+@click.option("--split", multiple=True, help="Probe only utterances of this split; repeat.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Labels from this manifest instead of the cache's copy (matched by id).",
+)
+@click.option("--cv", default=5, show_default=True, help="Cross-validation folds of the probes.")
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--validate",
+    default=0,
+    show_default=True,
+    help="Train short fusions of the N best and N worst subsets and report the rank "
+    "correlation of predicted and measured dev scores.",
+)
+@click.option(
+    "--interface", default="hconv", show_default=True, help="--validate: fusion interface."
+)
+@click.option("--epochs", default=3, show_default=True, help="--validate: epochs per run.")
+@click.option("--max-steps", default=200, show_default=True, help="--validate: steps per run.")
+@click.option("--device", default="auto", show_default=True, help="--validate: training device.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder: selection.csv, selection.json (and validate/ runs).",
+)
+def select(
+    cache,
+    upstreams,
+    label,
+    task,
+    max_models,
+    weight,
+    split,
+    manifest,
+    cv,
+    seed,
+    validate,
+    interface,
+    epochs,
+    max_steps,
+    device,
+    out,
+) -> None:
+    """Rank upstream subsets by best-layer probe strength and complementarity (1 - CKA between
+    best layers); see `featcache.analysis.select` for the score."""  # fmt: skip
+    from featcache.analysis.text import format_select
+    from featcache.pipelines.analyse import run_select
+
+    result = run_select(
+        cache, label, upstreams=upstreams, task=task, max_models=max_models, weight=weight,
+        split=split, manifest=manifest, cv=cv, seed=seed, validate=validate, interface=interface,
+        train_options={"epochs": epochs, "max_steps": max_steps, "device": device},
+        out=out, log=click.echo,
+    )  # fmt: skip
+    click.echo(format_select(result))
+    click.echo(f"wrote {out}/selection.csv, selection.json")

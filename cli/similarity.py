@@ -1,0 +1,74 @@
+"""`featcache similarity`: linear CKA between every layer of every pair of upstreams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("similarity")
+@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
+@click.option(
+    "-u",
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    help="Upstream (as given to extract, or its store name); repeat; default all.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["pooled", "frames"]),
+    default="pooled",
+    show_default=True,
+    help="Compare utterance means, or frames aligned in time as training aligns them.",
+)
+@click.option(
+    "--max-frames",
+    default=50000,
+    show_default=True,
+    help="--level frames: frames sampled (deterministically) per pair; 0 = all.",
+)
+@click.option(
+    "--split", multiple=True, help="Use only utterances of this split; repeat. Default all."
+)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Splits from this manifest instead of the cache's copy (matched by id).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of frame sampling.")
+@click.option(
+    "--max-memory",
+    default=512,
+    show_default=True,
+    help="MiB for CKA statistics; more memory means fewer passes over the frames.",
+)
+@click.option(
+    "--self/--no-self",
+    "include_self",
+    default=True,
+    show_default=True,
+    help="Also compare each upstream with itself (layer-to-layer similarity inside a model).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder: similarity.npz, similarity.json, similarity.png.",
+)
+def similarity(
+    cache, upstreams, level, max_frames, split, manifest, seed, max_memory, include_self, out
+) -> None:
+    """Linear CKA (computed in minibatches, memory independent of the number of frames) between
+    every layer pair of every upstream pair in CACHE, over the utterances they share."""  # fmt: skip
+    from featcache.analysis.text import format_similarity
+    from featcache.pipelines.analyse import run_similarity
+
+    result = run_similarity(
+        cache, upstreams=upstreams, level=level, split=split, manifest=manifest,
+        max_frames=max_frames or None, seed=seed, max_bytes=max_memory * 2**20, out=out,
+        include_self=include_self, log=click.echo if level == "frames" else None,
+    )  # fmt: skip
+    click.echo(format_similarity(result))
+    click.echo(f"wrote {out}/similarity.npz, similarity.json, similarity.png")

@@ -1,0 +1,92 @@
+"""Inputs of the analysis stage: stores of a cache folder, labels and splits from its manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from featcache.errors import ConfigError, StoreNotFoundError
+
+__all__ = ["load_manifest", "open_readers", "pooled_features", "resolve_task", "select_utterances"]
+
+
+def open_readers(cache, upstreams: Sequence[str] = ()) -> dict:
+    """Store name -> CacheReader for the named upstreams (``-u``), or every store in ``cache``."""
+    from featcache.store import list_stores, open_cache
+
+    if upstreams:
+        readers = [open_cache(cache, upstream=u) for u in upstreams]
+    else:
+        stores = list_stores(cache)
+        if not stores:
+            what = "holds no store" if Path(cache).is_dir() else "does not exist"
+            raise StoreNotFoundError(f"cache folder {cache} {what}; run `featcache extract` first")
+        readers = [open_cache(path) for path in stores.values()]
+    out = {}
+    for r in readers:
+        if r.name in out:
+            raise ConfigError(f"upstream {r.name!r} given twice with -u")
+        out[r.name] = r
+    return out
+
+
+def load_manifest(readers: dict, manifest=None):
+    """The manifest given with ``--manifest``, else the cache's copy."""
+    from featcache.manifest import Manifest
+
+    if manifest is not None:
+        return Manifest.load(manifest)
+    return next(iter(readers.values())).manifest()
+
+
+def select_utterances(readers: dict, manifest, split: Sequence[str] = (), label: str | None = None):
+    """Utterances every store holds, in the manifest, in ``split`` (if given), with ``label`` set.
+
+    Returns
+    -------
+    ids : list of str
+    labels : list or None
+        One label per id when ``label`` is given.
+    """
+    from featcache.analysis.frames import shared_utterances
+
+    if split:
+        manifest = manifest.split(*split)
+    ids = shared_utterances(list(readers.values()), manifest.ids())
+    where = f"cache {next(iter(readers.values())).path.parent}"
+    if not ids:
+        what = f" in split {'/'.join(split)}" if split else ""
+        raise ConfigError(
+            f"{where}: no utterance{what} is held by every store; check -u and --split"
+        )
+    if label is None:
+        return ids, None
+    values = [manifest[u].get(label) for u in ids]
+    kept = [(u, v) for u, v in zip(ids, values, strict=True) if v is not None]
+    if not kept:
+        fields = ", ".join(["split", *manifest.fields()])
+        raise ConfigError(
+            f"{where}: no utterance has a value for --label {label!r}; fields: {fields}"
+        )
+    ids, labels = (list(x) for x in zip(*kept, strict=True))
+    return ids, labels
+
+
+def resolve_task(task: str, labels) -> str:
+    """``auto``: regress for numeric labels with many distinct non-integer values, else classify."""
+    if task != "auto":
+        if task not in ("classify", "regress"):
+            raise ConfigError(f"--task {task!r}: use classify, regress or auto")
+        return task
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in labels)
+    if numeric and len(set(labels)) > 20 and any(float(v) != int(v) for v in labels):
+        return "regress"
+    return "classify"
+
+
+def pooled_features(reader, ids: Sequence[str]) -> np.ndarray:
+    """Pooled means of ``ids`` from one store, (N, L, D) float32."""
+    rows = [reader.index(u) for u in ids]
+    return reader.pooled()[rows]  # (N, L, D)
