@@ -28,13 +28,16 @@ def demo_data(out: Path, utterances: int, seed: int, engines: tuple[str, ...]) -
 
     from featcache.demo_data import make_demo_corpus
 
-    bar = tqdm(total=utterances, desc="synthesizing", unit="utt", leave=False)
+    bars: list[tqdm] = []  # made on the first progress call, so option errors print alone
 
     def progress(done: int, total: int) -> None:
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, desc="synthesizing", unit="utt", leave=False))
+        bars[0].update(done - bars[0].n)
 
     try:
         path = make_demo_corpus(out, utterances, seed, engines or ("espeak", "flite"), progress)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     click.echo(f"wrote {path}")

@@ -23,11 +23,9 @@ def validate(path: Path, no_audio: bool) -> None:
     for problem in problems:
         click.echo(str(problem))
     if problems:
-        lines = sorted({p.line for p in problems if p.line})
-        click.echo(
-            f"{len(problems)} problem(s) on {len(lines)} line(s) of {path}; fix them and rerun",
-            err=True,
-        )
+        lines = {p.line for p in problems if p.line}
+        where = f"on {len(lines)} line(s) of {path}" if lines else f"in {path}"
+        click.echo(f"{len(problems)} problem(s) {where}; fix them and rerun", err=True)
         raise click.exceptions.Exit(1)
     from featcache.manifest import Manifest
 
@@ -36,7 +34,13 @@ def validate(path: Path, no_audio: bool) -> None:
 
 @manifest.command("stats")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--max-values", default=12, show_default=True, help="Label values shown per field.")
+@click.option(
+    "--max-values",
+    default=12,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Label values shown per field.",
+)
 def stats(path: Path, max_values: int) -> None:
     """Print utterances, hours, per-split counts and label distributions of PATH."""
     from featcache.manifest_stats import format_stats, manifest_stats
@@ -45,10 +49,8 @@ def stats(path: Path, max_values: int) -> None:
 
 
 def _attach_import() -> None:
-    try:
-        from featcache.cli.manifest_import import import_
-    except ImportError:  # importers not installed in this build
-        return
+    from featcache.cli.manifest_import import import_  # click only: cheap to import
+
     manifest.add_command(import_, "import")
 
 

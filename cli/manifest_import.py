@@ -20,6 +20,10 @@ KINDS = ("kaldi", "lhotse", "csv", "dir", "iemocap", "librispeech", "voxceleb1",
     help="Folder that relative audio paths are relative to (kaldi, lhotse, csv).",
 )
 @click.option(
+    "--delimiter",
+    help="csv: column separator, one character or 'tab' (default: tab for .tsv, else comma).",
+)
+@click.option(
     "--supervisions",
     type=click.Path(dir_okay=False, path_type=Path),
     help="lhotse: the SupervisionSet, when not beside the recordings.",

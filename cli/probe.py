@@ -44,6 +44,7 @@ import click
     "--max-frames",
     default=20000,
     show_default=True,
+    type=click.IntRange(min=0),
     help="--level frames: frames sampled (deterministically); 0 = all.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of folds and frame sampling.")

@@ -18,14 +18,18 @@ import click
 )
 @click.option("--label", required=True, help="Manifest field of the task (e.g. speaker).")
 @click.option(
-    "--task", type=click.Choice(["auto", "classify", "regress"]), default="auto", show_default=True
+    "--task",
+    type=click.Choice(["auto", "classify", "regress"]),
+    default="auto",
+    show_default=True,
+    help="Probe task; auto: regress for many-valued numeric labels.",
 )
 @click.option("--max-models", default=2, show_default=True, help="Largest subset size.")
 @click.option(
     "--weight",
     default=None,
     type=float,
-    help="Weight of complementarity in the score [default: 0.25].",
+    help="Weight of complementarity (>= 0) in the score.  [default: 0.25]",
 )
 @click.option("--split", multiple=True, help="Probe only utterances of this split; repeat.")
 @click.option(
@@ -34,7 +38,7 @@ import click
     help="Labels from this manifest instead of the cache's copy (matched by id).",
 )
 @click.option("--cv", default=5, show_default=True, help="Cross-validation folds of the probes.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the probes' folds.")
 @click.option(
     "--validate",
     default=0,
@@ -72,8 +76,15 @@ def select(
     device,
     out,
 ) -> None:
-    """Rank upstream subsets by best-layer probe strength and complementarity (1 - CKA between
-    best layers); see `featcache.analysis.select` for the score."""  # fmt: skip
+    """Rank upstream subsets of up to --max-models models for a task, before training fusions.
+
+    \b
+    score(S) = mean over S of each model's best-layer probe score
+             + WEIGHT x mean over pairs of (1 - linear CKA between their best layers)
+
+    A heuristic (documented in featcache.analysis.select): --validate N trains short fusions of
+    the N best and N worst subsets and reports how well the score predicted their dev scores.
+    """
     from featcache.analysis.text import format_select
     from featcache.pipelines.analyse import run_select
 

@@ -27,6 +27,7 @@ import click
     "--max-frames",
     default=50000,
     show_default=True,
+    type=click.IntRange(min=0),
     help="--level frames: frames sampled (deterministically) per pair; 0 = all.",
 )
 @click.option(
@@ -42,6 +43,7 @@ import click
     "--max-memory",
     default=512,
     show_default=True,
+    type=click.IntRange(min=1),
     help="MiB for CKA statistics; more memory means fewer passes over the frames.",
 )
 @click.option(

@@ -4,12 +4,9 @@ Heavy libraries (torch, transformers, zarr, dask) are imported only by the funct
 them, so importing featcache is instant.
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "open_cache"]
-
 
 def open_cache(path, upstream=None):
     """Open one upstream's layer store for reading; see :func:`featcache.store.open_cache`."""

@@ -220,10 +220,28 @@ def validate_manifest(path: str | os.PathLike, check_audio: bool = True) -> list
 
 
 # --- parsing ---------------------------------------------------------------------------------
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def _read_lines(path: Path) -> list[bytes]:
+    """The raw lines of a manifest (gunzipped); a UTF-8 byte-order mark is dropped."""
+    if path.is_dir():
+        raise ManifestError(
+            f"manifest {path} is a folder; give the .jsonl file inside it "
+            f"(e.g. {path / 'manifest.jsonl'})"
+        )
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise ManifestError(f"cannot read manifest {path}: {e}") from None
+    if b"\0" in data[:4096]:
+        raise ManifestError(
+            f"manifest {path} holds binary data, not JSON lines; give the .jsonl manifest"
+        )
+    if data.startswith(b"\xef\xbb\xbf"):  # written by some Windows editors
+        data = data[3:]
+    return data.split(b"\n")
 
 
 def _parse(path: Path) -> tuple[list[Utterance], list[Problem]]:
@@ -234,12 +252,20 @@ def _parse(path: Path) -> tuple[list[Utterance], list[Problem]]:
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
     root = path.resolve().parent
-    try:
-        with _open_text(path) as f:
-            lines = list(f)
-    except (OSError, UnicodeDecodeError) as e:
-        raise ManifestError(f"cannot read manifest {path}: {e}") from None
-    for number, text in enumerate(lines, start=1):
+    for number, raw in enumerate(_read_lines(path), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.append(
+                Problem(
+                    str(path),
+                    number,
+                    None,
+                    f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                    "save the manifest as UTF-8",
+                )
+            )
+            continue
         if not text.strip():
             continue
         try:

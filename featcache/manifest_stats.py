@@ -10,6 +10,9 @@ from featcache.manifest import Manifest
 
 # fields holding free text rather than class labels: summarised, not tabulated
 TEXT_FIELDS = ("text", "transcript", "words")
+# integer fields with at most this many values are class ids (tabulated), others are numeric
+MAX_NUMERIC_CLASSES = 20
+MAX_VALUE_CHARS = 40  # longer label values are cut in the table
 
 
 @dataclass
@@ -22,6 +25,7 @@ class ManifestStats:
     labels: dict[str, Counter] = field(default_factory=dict)
     per_split: dict[str, dict[str, Counter]] = field(default_factory=dict)
     text: dict[str, dict[str, float]] = field(default_factory=dict)
+    numeric: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def manifest_stats(path: str | Path) -> ManifestStats:
@@ -52,11 +56,27 @@ def manifest_stats(path: str | Path) -> ManifestStats:
                 "mean_chars": sum(map(len, texts)) / max(1, len(texts)),
             }
             continue
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None):
-            continue  # numeric fields (e.g. scores) are not class labels
+        present = [v for v in values if v is not None]
+        if not present:
+            continue
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+        if numeric and (
+            len(set(present)) > MAX_NUMERIC_CLASSES or any(isinstance(v, float) for v in present)
+        ):
+            stats.numeric[name] = {  # scores and measurements: a range, not a table
+                "count": len(present),
+                "min": min(present),
+                "mean": sum(present) / len(present),
+                "max": max(present),
+            }
+            continue
         stats.labels[name] = Counter(str(v) for v in values if v is not None)
         stats.per_split[name] = {
-            split: Counter(str(u.get(name)) for u in manifest if (u.split or "(none)") == split and u.get(name) is not None)
+            split: Counter(
+                str(u.get(name))
+                for u in manifest
+                if (u.split or "(none)") == split and u.get(name) is not None
+            )
             for split in stats.splits
         }
     return stats
@@ -71,20 +91,36 @@ def format_stats(stats: ManifestStats, max_values: int = 12) -> str:
         f"audio         {hours:.3f} h ({stats.seconds:.1f} s, mean {stats.seconds / max(1, stats.utterances):.2f} s/utt)",
     ]
     if stats.unknown_durations:
-        lines.append(f"              ({stats.unknown_durations} utterance(s) with unreadable audio not counted)")
+        lines.append(
+            f"              ({stats.unknown_durations} utterance(s) with unreadable audio not counted)"
+        )
     lines.append("splits        " + ", ".join(f"{k}: {v}" for k, v in stats.splits.items()))
+    split_names = list(stats.splits)
+    widths = [max(8, len(s) + 2) for s in split_names]
     for name, counter in stats.labels.items():
-        split_names = list(stats.splits)
+        shown = counter.most_common(max_values)
+        width = min(MAX_VALUE_CHARS, max([len("value"), *(len(v) for v, _ in shown)])) + 2
         lines.append("")
         lines.append(f"label '{name}': {len(counter)} value(s)")
-        header = f"  {'value':<20}{'total':>7}" + "".join(f"{s:>8}" for s in split_names)
+        header = f"  {'value':<{width}}{'total':>7}"
+        header += "".join(f"{s:>{w}}" for s, w in zip(split_names, widths, strict=True))
         lines.append(header)
-        for value, count in counter.most_common(max_values):
-            row = f"  {value[:19]:<20}{count:>7}"
-            row += "".join(f"{stats.per_split[name][s].get(value, 0):>8}" for s in split_names)
+        for value, count in shown:
+            cut = value if len(value) <= MAX_VALUE_CHARS else value[: MAX_VALUE_CHARS - 3] + "..."
+            row = f"  {cut:<{width}}{count:>7}"
+            row += "".join(
+                f"{stats.per_split[name][s].get(value, 0):>{w}}"
+                for s, w in zip(split_names, widths, strict=True)
+            )
             lines.append(row)
         if len(counter) > max_values:
             lines.append(f"  ... and {len(counter) - max_values} more")
+    for name, n in stats.numeric.items():
+        lines.append("")
+        lines.append(
+            f"numeric '{name}': {n['count']} value(s), min {n['min']:.4g}, "
+            f"mean {n['mean']:.4g}, max {n['max']:.4g}"
+        )
     for name, t in stats.text.items():
         lines.append("")
         lines.append(

@@ -188,11 +188,16 @@ def run_similarity(
     names = list(readers)
     ids, _ = select_utterances(readers, load_manifest(readers, manifest), split)
     budget = max_bytes or DEFAULT_MAX_BYTES
-    pairs = (
+    pairs = list(
         itertools.combinations_with_replacement(names, 2)
         if include_self
         else itertools.combinations(names, 2)
     )
+    if not pairs:
+        raise ConfigError(
+            f"cache {cache}: nothing to compare with --no-self and one upstream ({names[0]}); "
+            "give two or more upstreams, or drop --no-self"
+        )
     matrices, rows = {}, {}
     for a, b in pairs:
         ra, rb = readers[a], readers[b]
@@ -436,6 +441,14 @@ def run_report(
     from featcache.manifest import write_bytes_atomic
     from featcache.store.info import describe_cache
 
+    # every folder given must exist before anything slow runs
+    for folder, file, command in ((probe, "probe.json", "featcache probe"),
+                                  (similarity, "similarity.json", "featcache similarity"),
+                                  (selection, "selection.json", "featcache select")):  # fmt: skip
+        if folder is not None:
+            _need(Path(folder) / file, command)
+    for r in runs:
+        _need(Path(r), "featcache train")
     stores = describe_cache(cache)
     if upstreams:
         names = set(open_readers(cache, upstreams))

@@ -144,6 +144,8 @@ def test_user_errors_are_one_line_featcache_errors(cache, tmp_path):
         run_similarity(cache, upstreams=["wavlm"])
     with pytest.raises(ConfigError, match="split nope"):
         run_similarity(cache, split=["nope"])
+    with pytest.raises(ConfigError, match="--split nope; its splits are dev, test, train"):
+        run_probe(cache, "speaker", split=["nope"])
     with pytest.raises(StoreNotFoundError):
         run_probe(tmp_path, "speaker")
 
@@ -156,3 +158,28 @@ def test_hdf5_cache_gives_the_same_similarity_as_zarr(cache, tmp_path):
         h = run_similarity(h5, upstreams=["ssl-a", "asr-c"], level=level, max_frames=400)
         for pair, m in z["matrices"].items():
             np.testing.assert_allclose(h["matrices"][pair], m, atol=1e-9)
+
+
+def test_nothing_to_compare_and_missing_report_inputs_fail_before_any_work(cache, tmp_path):
+    from featcache.pipelines.analyse import run_report
+
+    with pytest.raises(ConfigError, match="nothing to compare with --no-self and one upstream"):
+        run_similarity(cache, upstreams=["ssl-a"], include_self=False)
+    logged = []
+    with pytest.raises(ConfigError, match="give the output folder of `featcache train`"):
+        run_report(cache, tmp_path / "r.html", runs=[tmp_path / "nope"], label="speaker",
+                   log=logged.append)  # fmt: skip
+    assert logged == [] and not (tmp_path / "r.html").exists()
+
+
+def test_manifest_of_other_utterances_is_named_as_the_problem(cache, tmp_path):
+    from featcache.manifest import write_manifest
+
+    other = write_manifest([{"id": "ü-1", "audio": "x.wav", "speaker": "a"}], tmp_path / "o.jsonl")
+    with pytest.raises(ConfigError, match="none of the 1 utterance ids of manifest .*'ü-1'"):
+        run_probe(cache, "speaker", manifest=other)
+
+
+def test_negative_max_frames_is_a_user_error(cache):
+    with pytest.raises(ConfigError, match="--max-frames must be positive"):
+        run_probe(cache, "speaker", level="frames", max_frames=-3)

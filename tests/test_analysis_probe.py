@@ -74,5 +74,38 @@ def test_bad_task_and_hopeless_labels_are_user_errors():
         make_probe("cluster")
     with pytest.raises(ConfigError, match="single class"):
         probe_layers(X, np.zeros(len(y)), cv=3)
-    with pytest.raises(ConfigError, match="fewer than cv"):
+    with pytest.raises(ConfigError, match="fewer than 5 examples"):
         probe_layers(X[:7], y[:7], cv=5)
+
+
+def test_too_few_examples_per_class_says_which_cv_works():
+    X, y = planted()
+    y3 = np.repeat(["a", "b", "c"], [3, 4, 5])
+    with pytest.raises(ConfigError, match=r"2 of 3 classes .*'a': 3\); use --cv 3 or fewer"):
+        probe_layers(X[:12], y3, cv=5)
+    assert len(probe_layers(X[:12], y3, cv=3)) == X.shape[1]
+    unique = np.array(["x", "x", "y", "z"] * 3 + ["once"])  # a transcript-like label
+    with pytest.raises(ConfigError, match="at least 2 examples per class"):
+        probe_layers(X[:13], unique, cv=2)
+    with pytest.raises(ConfigError, match="--cv must be an integer of at least 2"):
+        probe_layers(X, y, cv=1)
+
+
+def test_layer_out_of_range_or_missing_says_how_many_layers_there_are():
+    X, y = planted(layers=5)
+    with pytest.raises(ValueError, match="layer=5 is out of range: X has 5 layers"):
+        LayerProbeClassifier(layer=5).fit(X, y)
+    with pytest.raises(ValueError, match="set layer="):
+        LayerProbeRegressor().fit(X, y.astype(float))
+    assert LayerProbeClassifier(layer=-1).fit(X, y).n_features_in_ == X.shape[2]
+
+
+def test_frame_probes_count_utterances_not_frames_per_class():
+    X, y = planted(n=60)
+    frames = np.repeat(X, 4, axis=0)  # 4 "frames" per utterance: plenty of frames per class
+    groups = np.repeat(np.arange(60), 4)
+    few = np.isin(groups, np.flatnonzero(y == 0)[:2]) | (np.repeat(y, 4) != 0)  # class 0: 2 utts
+    with pytest.raises(ConfigError, match=r"fewer than 3 utterances .*use --cv 2 or fewer"):
+        probe_layers(frames[few], np.repeat(y, 4)[few], groups=groups[few], cv=3)
+    with pytest.raises(ConfigError, match="frames of only 2 utterances for 3 folds"):
+        probe_layers(frames[:8], np.arange(8.0), task="regress", groups=groups[:8], cv=3)

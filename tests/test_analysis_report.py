@@ -66,6 +66,8 @@ def test_report_is_one_self_contained_file_with_every_section(report):
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
     for text in ("ssl-a", "asr-c", "best layer", "mean CKA", "hconv-ac", "dev: accuracy="):
         assert text in page
+    metrics = re.findall(r"(?:dev|test): accuracy=([0-9.]+)", page)
+    assert metrics and all(re.fullmatch(r"\d\.\d{3}", m) for m in metrics), metrics
 
 
 def test_report_images_load_in_headless_chromium(report, tmp_path):
@@ -99,3 +101,18 @@ def test_hconv_filter_energy_counts_each_tap_where_it_meets_a_layer():
     energy = hconv_filter_energy({"x.convs.0.weight": w}, num_layers=13)
     assert energy[1] == pytest.approx(24.0) and energy[12] == pytest.approx(6.0)
     assert hconv_filter_energy({"head.weight": np.ones((3, 4))}) is None
+
+
+def test_score_columns_use_fixed_decimals(tmp_path):
+    """A perfect probe reads 1.000 +- 0.000 beside 0.567, not 1 beside 0.5667."""
+    from featcache.analysis.report import build_report
+    from featcache.pipelines.analyse import run_probe, run_select
+
+    cache = write_planted_cache(tmp_path / "cache")
+    probe = run_probe(cache, "speaker", cv=3)
+    selection = run_select(cache, "speaker", cv=3)
+    assert any(b["mean"] == 1.0 and b["std"] == 0.0 for b in probe["best"].values())
+    page = build_report(cache=str(cache), stores=[], probe=probe, selection=selection)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', page)
+    assert "1.000" in cells and "0.000" in cells
+    assert all(re.fullmatch(r"\d+|-?\d+\.\d{3}", c) for c in cells), cells

@@ -52,3 +52,17 @@ def test_spearman():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_subset_size_below_one_and_negative_weight_are_user_errors():
+    from featcache.errors import ConfigError
+
+    strength = {"x": 0.8, "y": 0.6}
+    similarity = {("x", "y"): 0.2}
+    with pytest.raises(ConfigError, match="--max-models must be at least 1"):
+        rank_subsets(strength, similarity, max_models=0)
+    with pytest.raises(ConfigError, match="--weight must be a number >= 0"):
+        rank_subsets(strength, similarity, weight=-1.0)
+    features, y = planted_upstreams(n=40)
+    with pytest.raises(ConfigError, match="--max-models"):  # refused before any probe runs
+        UpstreamSelector(max_models=0).fit(features, y)

@@ -51,8 +51,10 @@ def test_every_listed_command_has_working_help():
 def test_validate_exits_non_zero_with_line_numbers(tmp_path):
     write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32) + 0.1)
     (tmp_path / "m.jsonl").write_text(
-        json.dumps({"id": "a", "audio": "a.wav"}) + "\nnot json\n"
-        + json.dumps({"id": "b", "audio": "b.wav"}) + "\n"
+        json.dumps({"id": "a", "audio": "a.wav"})
+        + "\nnot json\n"
+        + json.dumps({"id": "b", "audio": "b.wav"})
+        + "\n"
     )
     done = _run("manifest", "validate", str(tmp_path / "m.jsonl"))
     assert done.returncode == 1
@@ -68,3 +70,10 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_validate_empty_manifest_says_what_is_wrong(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    done = _run("manifest", "validate", str(tmp_path / "empty.jsonl"))
+    assert done.returncode == 1 and "no utterances" in done.stdout
+    assert done.stderr.strip() == f"1 problem(s) in {tmp_path / 'empty.jsonl'}; fix them and rerun"

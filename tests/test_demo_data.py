@@ -48,8 +48,17 @@ def test_same_seed_same_corpus_and_stats_show_the_labels(tmp_path, espeak):
 
     stats = _cli("manifest", "stats", str(tmp_path / "a" / "manifest.jsonl"))
     assert stats.returncode == 0, stats.stderr
-    for expected in ("utterances    24", "label 'speaker'", "label 'style'", "label 'language'",
-                     "excited", "calm", "spk-m1", "text 'text'", "train"):
+    for expected in (
+        "utterances    24",
+        "label 'speaker'",
+        "label 'style'",
+        "label 'language'",
+        "excited",
+        "calm",
+        "spk-m1",
+        "text 'text'",
+        "train",
+    ):
         assert expected in stats.stdout
 
 
@@ -78,3 +87,9 @@ def test_rerun_is_a_no_op_and_a_foreign_folder_is_refused(tmp_path, espeak):
     (tmp_path / "x" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
         make_demo_corpus(tmp_path / "x", utterances=6)
+
+
+def test_bad_size_is_one_error_line_without_a_progress_bar(tmp_path):
+    done = _cli("demo-data", str(tmp_path / "d"), "-n", "2")
+    assert done.returncode == 1
+    assert done.stderr == "error: --utterances must be at least 6 (one per voice), got 2\n"

@@ -144,3 +144,22 @@ def test_shipped_examples_validate_and_importers_agree(tmp_path: Path):
         for field in ("id", "audio", "start", "duration", "speaker", "text"):
             assert manifest.labels(field) == reference.labels(field), field
     assert table.labels("split") == reference.labels("split")
+
+
+def test_csv_delimiter_option_and_hint(tmp_path: Path, capsys):
+    from featcache.cli.main import main
+
+    wav = _wav(tmp_path / "a.wav", 0.3)
+    table = tmp_path / "semi.csv"
+    table.write_text(f"id;audio;emotion\nu1;{wav};happy\n")
+    with pytest.raises(ManifestError, match=r"pass --delimiter ';'"):
+        import_manifest("csv", table, tmp_path / "x.jsonl")
+    out = tmp_path / "m.jsonl"
+    main(["manifest", "import", "csv", str(table), str(out), "--delimiter", ";"])
+    assert "wrote 1 utterances" in capsys.readouterr().out
+    assert Manifest.load(out).labels("emotion") == ["happy"]
+    tabs = tmp_path / "tabs.csv"
+    tabs.write_text(f"id\taudio\nu1\t{wav}\n")
+    assert import_manifest("csv", tabs, out, delimiter="\\t").ids() == ["u1"]
+    with pytest.raises(ConfigError, match="one character"):
+        import_manifest("csv", table, out, delimiter=";;")

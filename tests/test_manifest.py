@@ -78,3 +78,60 @@ def test_write_manifest_is_atomic_and_round_trips(tmp_path):
     path = write_manifest([{"id": "a", "audio": "a.wav", "speaker": "x"}], tmp_path / "m.jsonl")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert Manifest.load(path)["a"].get("speaker") == "x"
+
+
+def test_bom_and_crlf_manifest_loads(tmp_path):
+    """Windows editors write a byte-order mark and CRLF line ends; both are harmless."""
+    write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32) + 0.1)
+    lines = [json.dumps({"id": i, "audio": "a.wav"}) for i in ("a", "b")]
+    path = tmp_path / "win.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    assert Manifest.load(path).ids() == ["a", "b"]
+    assert validate_manifest(path) == []
+
+
+def test_non_utf8_line_is_reported_with_its_line_number(tmp_path):
+    write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32) + 0.1)
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(
+        json.dumps({"id": "a", "audio": "a.wav"}).encode()
+        + b'\n{"id": "caf\xe9", "audio": "a.wav"}\n'
+        + json.dumps({"id": "b", "audio": "missing.wav"}).encode()
+        + b"\n"
+    )
+    problems = validate_manifest(path)
+    assert [p.line for p in problems] == [2, 3]
+    assert "not UTF-8" in problems[0].message and "0xe9" in problems[0].message
+
+
+@pytest.mark.parametrize("kind", ["folder", "binary"])
+def test_a_folder_or_binary_file_is_not_a_manifest(tmp_path, kind):
+    if kind == "folder":
+        path = tmp_path
+    else:
+        path = write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32) + 0.1)
+    with pytest.raises(ManifestError, match="folder; give the .jsonl|binary data") as info:
+        Manifest.load(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_stats_tabulate_integer_classes_and_summarise_scores(tmp_path):
+    from featcache.manifest_stats import format_stats, manifest_stats
+
+    write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32) + 0.1)
+    rows = [
+        {"id": "a", "split": "train", "emotion": 0, "score": 0.5},
+        {"id": "b", "split": "validation", "emotion": 1, "score": 1.5},
+        {"id": "c", "split": "validation", "emotion": 1, "score": 4.0},
+    ]
+    path = tmp_path / "m.jsonl"
+    write_manifest([{**r, "audio": "a.wav"} for r in rows], path)
+    text = format_stats(manifest_stats(path))
+    assert "label 'emotion': 2 value(s)" in text
+    assert "numeric 'score': 3 value(s), min 0.5, mean 2, max 4" in text
+    table = text[text.index("label 'emotion'") :].splitlines()[1:4]
+    # columns line up under their headers, even for split names longer than the counts' width
+    assert table[0].endswith("train  validation")
+    assert [len(row) for row in table] == [len(table[0])] * 3
+    assert table[1].split() == ["1", "2", "0", "2"]
+    assert "... and 2 more" in format_stats(manifest_stats(path), max_values=0)

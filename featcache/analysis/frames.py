@@ -66,6 +66,10 @@ class FramePlan:
     """
 
     def __init__(self, readers: Sequence, ids: Sequence[str], max_frames=None, seed: int = 0):
+        if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) < 1):
+            from featcache.errors import ConfigError
+
+            raise ConfigError(f"--max-frames must be positive (or 0 for all), got {max_frames}")
         self.readers = list(readers)
         self.ids = list(ids)
         counts = [np.asarray(r.num_frames)[[r.index(u) for u in self.ids]] for r in readers]

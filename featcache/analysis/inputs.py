@@ -52,11 +52,25 @@ def select_utterances(readers: dict, manifest, split: Sequence[str] = (), label:
     """
     from featcache.analysis.frames import shared_utterances
 
-    if split:
-        manifest = manifest.split(*split)
-    ids = shared_utterances(list(readers.values()), manifest.ids())
     where = f"cache {next(iter(readers.values())).path.parent}"
+    if split:
+        chosen = manifest.split(*split)
+        if not len(chosen):
+            have = sorted({u.split for u in manifest if u.split is not None})
+            splits = f"its splits are {', '.join(have)}" if have else "it has no 'split' field"
+            raise ConfigError(
+                f"{where}: no utterance of the manifest is in --split {'/'.join(split)}; {splits}"
+            )
+        manifest = chosen
+    ids = shared_utterances(list(readers.values()), manifest.ids())
     if not ids:
+        cached = set().union(*(r.utterances for r in readers.values()))
+        if not cached & set(manifest.ids()):
+            raise ConfigError(
+                f"{where}: none of the {len(manifest)} utterance ids of manifest {manifest.path} "
+                f"(e.g. {manifest.ids()[0]!r}) is cached; --manifest must list the cached "
+                "utterances' ids"
+            )
         what = f" in split {'/'.join(split)}" if split else ""
         raise ConfigError(
             f"{where}: no utterance{what} is held by every store; check -u and --split"

@@ -41,12 +41,20 @@ TASKS = ("classify", "regress")
 def _select_layer(X, layer):
     """``X[:, layer, :]`` for (N, L, D) input; 2-D input passes through when ``layer`` is None."""
     if layer is None:
+        if getattr(X, "ndim", None) == 3:
+            raise ValueError(
+                f"X has shape {X.shape} (n_samples, n_layers, n_features): set layer= to the "
+                "position of the layer to probe, or pass 2-D features"
+            )
         return X
     X = np.asarray(X)
     if X.ndim != 3:
         raise ValueError(
             f"layer={layer} needs X of shape (n_samples, n_layers, n_features), got {X.shape}"
         )
+    if not -X.shape[1] <= layer < X.shape[1]:
+        raise ValueError(f"layer={layer} is out of range: X has {X.shape[1]} layers (0 to "
+                         f"{X.shape[1] - 1})")  # fmt: skip
     return X[:, layer, :]  # (N, D)
 
 
@@ -254,20 +262,50 @@ def _folds(task, cv, y, groups, random_state):
 
     if task not in TASKS:
         raise ConfigError(f"unknown probe task {task!r}; use one of {', '.join(TASKS)}")
+    if isinstance(cv, bool) or not isinstance(cv, int | np.integer) or cv < 2:
+        raise ConfigError(f"--cv must be an integer of at least 2 folds, got {cv!r}")
     if task == "classify":
-        _, counts = np.unique(y, return_counts=True)
+        classes, counts = np.unique(y, return_counts=True)
         if len(counts) < 2:
             raise ConfigError(
-                "the label has a single class: nothing to probe; pick another --label"
+                f"the label has a single class ({str(classes[0])[:30]!r} for all {len(y)} "
+                "examples): nothing to probe; pick another --label or widen --split"
             )
         if groups is not None:
+            # folds keep an utterance whole, so what counts is utterances per class, not frames
+            groups = np.asarray(groups)
+            per_class = np.array([len(np.unique(groups[y == c])) for c in classes])
+            if per_class.min() < cv:
+                raise ConfigError(_rare_classes_message(classes, per_class, cv, "utterances"))
             return StratifiedGroupKFold(cv, shuffle=True, random_state=random_state)
         if counts.min() < cv:
-            raise ConfigError(
-                f"a class has only {counts.min()} examples, fewer than cv={cv} folds; "
-                "lower --cv or use a label with more examples per class"
-            )
+            raise ConfigError(_rare_classes_message(classes, counts, cv))
         return StratifiedKFold(cv, shuffle=True, random_state=random_state)
     if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups < cv:
+            raise ConfigError(
+                f"frames of only {n_groups} utterances for {cv} folds; use --cv {n_groups} or "
+                "fewer, or raise --max-frames"
+            )
         return GroupKFold(cv)
     return KFold(cv, shuffle=True, random_state=random_state)
+
+
+def _rare_classes_message(classes, counts, cv, unit="examples") -> str:
+    """Which classes are too small for ``cv`` stratified folds, and what the user can do."""
+    rare = int((counts < cv).sum())
+    example = str(classes[counts.argmin()])
+    if len(example) > 30:
+        example = example[:27] + "..."
+    what = (
+        f"{rare} of {len(counts)} classes have fewer than {cv} {unit} "
+        f"(e.g. {example!r}: {counts.min()})"
+    )
+    wider = "widen --split" if unit == "examples" else "widen --split or raise --max-frames"
+    if counts.min() < 2:
+        return (
+            f"{what}; a probe needs at least 2 {unit} per class: pick a label whose values "
+            f"repeat (not a transcript or an id), or {wider}"
+        )
+    return f"{what}; use --cv {counts.min()} or fewer, or {wider}"

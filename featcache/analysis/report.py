@@ -115,16 +115,30 @@ def _img(fig, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence], numeric: Sequence[int] = ()) -> str:
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence],
+    numeric: Sequence[int] = (),
+    scores: Sequence[int] = (),
+) -> str:
+    """An HTML table; ``numeric`` columns are right-aligned, ``scores`` shown with 3 decimals."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = []
     for row in rows:
         cells = []
         for i, v in enumerate(row):
-            cls = ' class="num"' if i in numeric else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt(v))}</td>")
+            cls = ' class="num"' if i in numeric or i in scores else ""
+            text = _score(v) if i in scores else _fmt(v)
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _score(v) -> str:
+    """Scores and similarities in [0, 1]-ish ranges: fixed decimals so a column lines up."""
+    if isinstance(v, (float, np.floating)):
+        return "n/a" if not np.isfinite(v) else f"{v:.3f}"
+    return _fmt(v)
 
 
 def _fmt(v) -> str:
@@ -163,7 +177,8 @@ def _probe_section(probe: dict | None) -> str:
     fig = probe_curves(probe["results"], probe["metric"], title=title, chance=probe.get("chance"))
     out += _img(fig, "probe curves")
     rows = [[n, b["layer"], b["mean"], b["std"]] for n, b in probe["best"].items()]
-    return out + _table(["upstream", "best layer", probe["metric"], "std"], rows, numeric=(1, 2, 3))
+    header = ["upstream", "best layer", probe["metric"], "std"]
+    return out + _table(header, rows, numeric=(1,), scores=(2, 3))
 
 
 def _similarity_section(sim: dict | None) -> str:
@@ -184,7 +199,7 @@ def _similarity_section(sim: dict | None) -> str:
                          f"{sim['layers'][a][i]} / {sim['layers'][b][j]}"])  # fmt: skip
     if rows:
         out += _table(["upstream A", "upstream B", "mean CKA", "max CKA", "layers at max"], rows,
-                      numeric=(2, 3))  # fmt: skip
+                      scores=(2, 3))  # fmt: skip
     return out
 
 
@@ -198,14 +213,14 @@ def _selection_section(selection: dict | None) -> str:
     rows = [[r["rank"], " + ".join(r["upstreams"]), r["score"], r["strength"], r["complementarity"],
              ", ".join(map(str, r["best_layers"]))] for r in selection["ranking"][:20]]  # fmt: skip
     out += _table(["rank", "upstreams", "score", "strength", "complementarity", "best layers"],
-                  rows, numeric=(0, 2, 3, 4))  # fmt: skip
+                  rows, numeric=(0,), scores=(2, 3, 4))  # fmt: skip
     v = selection.get("validation")
     if v:
         rows = [[r["rank"], " + ".join(r["upstreams"]), r["predicted"], r["measured"]]
                 for r in v["runs"]]  # fmt: skip
         out += (f"<h3>Validation: short {html.escape(v['interface'])} runs</h3>"
                 + _table(["rank", "upstreams", "predicted score", f"dev {v['metric']}"], rows,
-                         numeric=(0, 2, 3))
+                         numeric=(0, 3), scores=(2,))
                 + f"<p>Spearman rank correlation, predicted vs measured: <b>{v['spearman']:.3f}</b></p>")  # fmt: skip
     return out
 
@@ -219,7 +234,7 @@ def _runs_section(runs: Sequence[dict]) -> str:
     rows = []
     for r in runs:
         s = r["summary"]
-        metrics = "; ".join(f"{split}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items())
+        metrics = "; ".join(f"{split}: " + ", ".join(f"{k}={v:.3f}" for k, v in m.items())
                             for split, m in s.get("metrics", {}).items())  # fmt: skip
         params = s.get("params", {})
         rows.append([r["name"], " + ".join(s.get("upstreams", [])), s.get("interface", ""),

@@ -81,6 +81,7 @@ def rank_subsets(
     list of SubsetScore
         Sorted by score (ties: fewer models first, then names).
     """
+    _check_options(max_models, weight)
     names = list(strength)
     out = []
     for size in range(1, min(max_models, len(names)) + 1):
@@ -95,6 +96,20 @@ def rank_subsets(
             layers = tuple(int((best_layers or {}).get(u, -1)) for u in subset)
             out.append(SubsetScore(subset, s + weight * c, s, c, layers))
     return sorted(out, key=lambda r: (-r.score, len(r.upstreams), r.upstreams))
+
+
+def _check_options(max_models, weight) -> None:
+    """Refuse a subset size below 1 or a negative weight (which would reward redundancy)."""
+    from featcache.errors import ConfigError
+
+    if isinstance(max_models, bool) or not isinstance(max_models, int | np.integer):
+        raise ConfigError(f"--max-models must be an integer, got {max_models!r}")
+    if max_models < 1:
+        raise ConfigError(f"--max-models must be at least 1, got {max_models}")
+    if not np.isfinite(weight) or weight < 0:
+        raise ConfigError(
+            f"--weight must be a number >= 0 (0 ranks by strength alone), got {weight}"
+        )
 
 
 def _lookup(similarity, a, b) -> float:
@@ -164,6 +179,7 @@ class UpstreamSelector:
         from featcache.analysis.cka import linear_cka
         from featcache.analysis.probe import probe_layers
 
+        _check_options(self.max_models, self.weight)  # before the probes, which take a while
         self.probe_scores_ = {}
         for name, X in features.items():
             if probe_scores is not None and name in probe_scores:

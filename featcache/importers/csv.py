@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from featcache.errors import ManifestError
+from featcache.errors import ConfigError, ManifestError
 from featcache.importers.common import IdSet, located, open_text, resolve_audio
 
 _ALIASES = {"path": "audio"}
@@ -38,13 +38,17 @@ def read_csv(
     audio_root : path, optional
         Folder that relative audio paths are relative to.
     delimiter : str, optional
-        Column separator; default ``\\t`` for ``.tsv`` files, else ``,``.
+        Column separator (one character; ``"tab"`` or ``"\\t"`` for a tab); default tab for
+        ``.tsv`` files, else ``,``.
     """
     src = Path(src)
     if not src.is_file():
         raise ManifestError(f"{src}: no such CSV file; check the path")
     if delimiter is None:
         delimiter = "\t" if ".tsv" in src.suffixes else ","
+    delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # as typed in a shell
+    if len(delimiter) != 1:
+        raise ConfigError(f"--delimiter must be one character (or 'tab'), got {delimiter!r}")
     bases = [Path(audio_root)] if audio_root else [src.resolve().parent, Path.cwd()]
     ids = IdSet()
     records = []
@@ -77,7 +81,11 @@ def _columns(header: list[str], src: Path) -> list[str]:
     columns = [_ALIASES.get(c.strip().lstrip("\ufeff"), c.strip().lstrip("\ufeff")) for c in header]
     missing = [c for c in ("id", "audio") if c not in columns]
     if missing:
-        raise located(src, 1, f"header lacks column(s) {', '.join(missing)}; got {header}")
+        hint = ""
+        if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+            sep = next(sep for sep in ";\t|" if sep in header[0])
+            hint = f" (columns separated by {sep!r}? pass --delimiter {sep!r})"
+        raise located(src, 1, f"header lacks column(s) {', '.join(missing)}; got {header}{hint}")
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated or "" in columns:
         raise located(src, 1, f"header has repeated or empty column names: {repeated or ['']}")
