@@ -1,0 +1,34 @@
+"""`featcache evaluate`: re-score training runs' best checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("evaluate")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test",
+              show_default=True, help="Which split to score.")  # fmt: skip
+@click.option("--device", help="Override the runs' device (auto, cpu, cuda, cuda:N).")
+def evaluate(runs: tuple[Path, ...], split: str, device: str | None) -> None:
+    """Score each RUN's best.pt on a split of its cache; writes RUN/eval_<split>.json.
+
+    With several runs, a results table follows (one row per run).
+    """
+    import json
+
+    from featcache.pipelines.train import evaluate_run, results_table
+
+    summaries = []
+    for run in runs:
+        if len(runs) > 1:
+            click.echo(f"{run}:")
+        metrics = evaluate_run(run, split, log=click.echo, device=device)
+        summary_file = run / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+        if summary is not None:
+            summaries.append({**summary, "metrics": {split: metrics}})
+    if len(summaries) > 1:
+        click.echo(results_table(summaries, split))

@@ -1,0 +1,58 @@
+"""`featcache train`: train a fusion interface and a task head from cached layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, gumd, gumd:soft"
+
+
+@click.command("train")
+@click.option("--cache", type=click.Path(path_type=Path), help="Cache folder (from extract).")
+@click.option("-u", "--upstream", "upstreams", multiple=True,
+              help="Upstream as given to extract, or its store name; repeat to fuse several "
+                   "(default: every upstream in the cache).")  # fmt: skip
+@click.option("--task", type=click.Choice(["classify", "ctc"]), help="Head (default classify).")
+@click.option("--label", help="Manifest field to predict (default speaker; text for ctc).")
+@click.option("--interface", help=f"Fusion interface (default ws): {INTERFACES}.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder (rerun to resume).")
+@click.option("--manifest", type=click.Path(path_type=Path),
+              help="Labels/splits from this manifest instead of CACHE/manifest.jsonl (by id).")  # fmt: skip
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="TOML file of these options (keys as option names); options given here win.")  # fmt: skip
+@click.option("--split-field", help="Field holding train/dev/test (default split).")
+@click.option("--epochs", type=int, help="Most epochs (default 20).")
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option("--batch-frames", type=int, help="Most padded frames per batch (default 2000).")
+@click.option("--lr", type=float, help="Learning rate of the head (default 1e-3).")
+@click.option("--interface-lr", type=float, help="Learning rate of the interface (default --lr).")
+@click.option("--grad-accum", type=int, help="Batches per optimizer step (default 1).")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+@click.option("--device", help="auto (default), cpu, cuda, cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+              help="Autocast precision (default auto: bf16 on CUDA, fp32 on CPU).")  # fmt: skip
+@click.option("--num-workers", type=int, help="DataLoader worker processes (default 2).")
+@click.option(
+    "--patience", type=int, help="Stop after this many epochs without a better dev score."
+)
+@click.option("--save-every", type=int, help="Also write last.pt every N optimizer steps.")
+@click.option("--align-dim", type=click.Choice(["interpolate", "project"]),
+              help="Multi-model hidden-size alignment (default interpolate, as the paper).")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Delete an existing run folder first.")
+def train(config_file, overwrite, **options) -> None:
+    """Train a fusion interface plus a task head on cached layers; write a run folder.
+
+    Example: featcache train --cache CACHE -u hubert-base -u whisper-small --task classify
+    --label speaker --interface hconv --out runs/hconv
+    """
+    from featcache.pipelines.train import train as run_train
+    from featcache.train.config import resolve_config
+
+    options["upstreams"] = list(options["upstreams"])
+    for key in ("cache", "out", "manifest"):
+        if options[key] is not None:
+            options[key] = str(options[key])
+    config = resolve_config(options, config_file)
+    run_train(config, log=click.echo, overwrite=overwrite)

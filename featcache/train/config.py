@@ -1,0 +1,118 @@
+"""The training configuration: one dataclass, loadable from TOML, stored as config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from featcache.errors import ConfigError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (the resolved form is the run's config.json).
+
+    ``upstreams`` empty means every upstream in the cache. ``interface_lr`` None means ``lr``.
+    ``device`` ``auto`` picks CUDA when available. ``precision`` ``auto`` is bfloat16 autocast on
+    CUDA (float16 where bfloat16 is unsupported) and float32 on CPU. ``save_every`` writes
+    last.pt every that many optimizer steps besides every epoch (0: epochs only). ``patience``
+    stops after that many evaluations without a better dev score.
+    """
+
+    cache: str = ""
+    out: str = ""
+    upstreams: list[str] = field(default_factory=list)
+    task: str = "classify"
+    label: str = "speaker"
+    interface: str = "ws"
+    manifest: str | None = None
+    split_field: str = "split"
+    epochs: int = 20
+    max_steps: int | None = None
+    batch_frames: int = 2000
+    lr: float = 1e-3
+    interface_lr: float | None = None
+    weight_decay: float = 0.01
+    grad_accum: int = 1
+    grad_clip: float = 5.0
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 2
+    patience: int = 5
+    save_every: int = 0
+    align_dim: str = "interpolate"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "--epochs must be >= 1"),
+            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be >= 1"),
+            (self.batch_frames >= 1, "--batch-frames must be >= 1"),
+            (self.grad_accum >= 1, "--grad-accum must be >= 1"),
+            (self.num_workers >= 0, "--num-workers must be >= 0"),
+            (self.patience >= 1, "--patience must be >= 1"),
+            (self.save_every >= 0, "--save-every must be >= 0"),
+            (self.lr > 0, "--lr must be positive"),
+            (
+                self.precision in ("auto", "fp32", "fp16", "bf16"),
+                "--precision: auto|fp32|fp16|bf16",
+            ),
+            (self.align_dim in ("interpolate", "project"), "--align-dim: interpolate|project"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a dict with keys as field names (``-`` accepted for ``_``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        clean = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name == "upstream":
+                name = "upstreams"
+            if name not in names:
+                raise ConfigError(
+                    f"{source}: unknown training option {key!r}; known: {', '.join(sorted(names))}"
+                )
+            clean[name] = value
+        if isinstance(clean.get("upstreams"), str):
+            clean["upstreams"] = [clean["upstreams"]]
+        return cls(**clean)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Training options from a TOML file: top-level keys, or those of a ``[train]`` table."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return dict(data.get("train", data))
+
+
+def resolve_config(options: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
+    """Merge a TOML file's values with explicit options (options win; None means unset)."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        TrainConfig.from_dict(load_toml(config_file), str(config_file))  # reject unknown keys
+        values.update(load_toml(config_file))
+        values = {k.replace("-", "_"): v for k, v in values.items()}
+    for key, value in options.items():
+        if value is None or (key == "upstreams" and not value):
+            continue
+        values[key] = value
+    return TrainConfig.from_dict(values)

@@ -1,0 +1,298 @@
+"""Streaming cached layers of several upstreams into training batches.
+
+:func:`join_caches` matches the caches' utterances with the manifest's labels and splits (by id)
+and reports every utterance it has to leave out. :class:`CachedDataset` reads one utterance of
+every upstream per item with ``CacheReader.get`` (the cache never sits in memory; readers pickle
+into DataLoader workers), :class:`FrameBatchSampler` groups utterances of similar length into
+batches of at most ``batch_frames`` padded frames, and :func:`collate` pads them into
+``list[(L_i, B, T, D_i)]`` plus lengths, a frame mask and the task's targets.
+
+Upstreams with different frame rates are resampled per utterance (before padding, so padding never
+leaks into real frames) to the frame count of the fastest upstream, by the same frame-centre
+linear interpolation as :func:`featcache.fusion.align.interpolate_time`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from featcache.errors import ConfigError
+from featcache.fusion.align import resample_frames
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class JoinResult:
+    """Utterances usable for training, per split, and what was left out and why.
+
+    Attributes
+    ----------
+    ids : dict
+        split name -> utterance ids (manifest order) present in every cache, with a label.
+    labels : dict
+        utterance id -> label value.
+    frames : dict
+        utterance id -> number of frames after alignment (of the fastest upstream).
+    missing : dict
+        upstream name -> ids in the manifest with no frames in that upstream's cache.
+    unlabelled : list
+        ids without a value for the label field; ``no_split``: ids without a known split.
+    """
+
+    ids: dict[str, list[str]]
+    labels: dict[str, Any]
+    frames: dict[str, int]
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    unlabelled: list[str] = field(default_factory=list)
+    no_split: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """Counts and the first few ids of every group left out (for summary.json)."""
+        out: dict[str, Any] = {
+            "used": {split: len(ids) for split, ids in self.ids.items()},
+            "missing": {u: {"count": len(v), "ids": v[:10]} for u, v in self.missing.items() if v},
+        }
+        if self.unlabelled:
+            out["unlabelled"] = {"count": len(self.unlabelled), "ids": self.unlabelled[:10]}
+        if self.no_split:
+            out["no_split"] = {"count": len(self.no_split), "ids": self.no_split[:10]}
+        return out
+
+    def warnings(self) -> list[str]:
+        """One line per group of utterances left out."""
+        lines = []
+        for upstream, ids in self.missing.items():
+            if ids:
+                lines.append(
+                    f"warning: {len(ids)} utterance(s) have no frames in the cache of {upstream} "
+                    f"(e.g. {', '.join(ids[:3])}); they are left out of training and evaluation"
+                )
+        if self.unlabelled:
+            lines.append(
+                f"warning: {len(self.unlabelled)} utterance(s) have no label value "
+                f"(e.g. {', '.join(self.unlabelled[:3])}); they are left out"
+            )
+        if self.no_split:
+            lines.append(
+                f"warning: {len(self.no_split)} utterance(s) have no train/dev/test split "
+                f"(e.g. {', '.join(self.no_split[:3])}); they are left out"
+            )
+        return lines
+
+
+def join_caches(readers: Sequence, manifest, label: str, split_field: str = "split") -> JoinResult:
+    """Match every reader's utterances with the manifest's labels and splits, by id.
+
+    Parameters
+    ----------
+    readers
+        One :class:`CacheReader` per upstream.
+    manifest
+        A :class:`featcache.manifest.Manifest` holding ``label`` and ``split_field``.
+    label
+        Label field name.
+    split_field
+        Field whose values ``train``/``dev``/``test`` split the corpus.
+    """
+    positions = [{u: i for i, u in enumerate(r.utterances)} for r in readers]
+    fastest = max(r.frame_rate for r in readers)
+    if all(utt.get(label) is None for utt in manifest):
+        raise ConfigError(
+            f"label field {label!r} is not in the manifest {manifest.path}; "
+            f"its fields are: {', '.join(manifest.fields())} (choose one with --label)"
+        )
+    result = JoinResult({s: [] for s in SPLITS}, {}, {}, {r.name: [] for r in readers})
+    for utt in manifest:
+        absent = [r.name for r, pos in zip(readers, positions, strict=True) if utt.id not in pos]
+        for name in absent:
+            result.missing[name].append(utt.id)
+        if absent:
+            continue
+        value = utt.get(label)
+        split = utt.get(split_field)
+        if value is None or value == "":
+            result.unlabelled.append(utt.id)
+            continue
+        if split not in SPLITS:
+            result.no_split.append(utt.id)
+            continue
+        result.ids[split].append(utt.id)
+        result.labels[utt.id] = value
+        result.frames[utt.id] = max(
+            int(r.num_frames[pos[utt.id]])
+            for r, pos in zip(readers, positions, strict=True)
+            if r.frame_rate == fastest
+        )
+    if not result.ids["train"]:
+        raise ConfigError(
+            f"no training utterances: none of the manifest's utterances is in every cache "
+            f"with {split_field}=train and a {label!r} value; check --split-field and -u"
+        )
+    return result
+
+
+class CachedDataset(torch.utils.data.Dataset):
+    """One item per utterance: every upstream's ``(T, L_i, D_i)`` frames plus the encoded target.
+
+    Parameters
+    ----------
+    readers
+        One :class:`CacheReader` per upstream (picklable, so DataLoader workers get their own).
+    ids
+        Utterance ids of this dataset.
+    frames
+        Utterance id -> aligned frame count.
+    targets
+        Encoded targets, one per id.
+    labels
+        Raw label values, one per id (what predictions are scored against).
+    layers
+        Per reader, the model layer indices to read (None = every stored layer).
+    """
+
+    def __init__(
+        self,
+        readers: Sequence,
+        ids: Sequence[str],
+        frames: dict[str, int],
+        targets: Sequence[Any],
+        labels: Sequence[Any],
+        layers: Sequence[list[int] | None] | None = None,
+    ) -> None:
+        self.readers = list(readers)
+        self.ids = list(ids)
+        self.labels = dict(zip(self.ids, labels, strict=True))
+        self.lengths = [int(frames[u]) for u in self.ids]
+        self.targets = list(targets)
+        self.layers = list(layers) if layers is not None else [None] * len(self.readers)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def label_of(self, utt_id: str) -> Any:
+        return self.labels[utt_id]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        utt_id = self.ids[index]
+        features = []
+        for reader, layers in zip(self.readers, self.layers, strict=True):
+            x = torch.from_numpy(np.asarray(reader.get(utt_id, layers=layers), dtype=np.float32))
+            if x.shape[0] != self.lengths[index]:
+                x = resample_frames(x, self.lengths[index])  # (T_i, L, D) -> (T, L, D)
+            features.append(x)
+        return {"id": utt_id, "features": features, "target": self.targets[index]}
+
+
+def collate(
+    items: list[dict[str, Any]], collate_targets: Callable[[list[Any]], dict[str, torch.Tensor]]
+) -> dict[str, Any]:
+    """Pad a list of items into a batch.
+
+    Returns a dict with ``features`` (list of ``(L_i, B, T, D_i)`` float32, zero-padded),
+    ``lengths`` ``(B,)``, ``mask`` ``(B, T)`` bool, ``ids`` and the task's target tensors.
+    """
+    lengths = torch.tensor([it["features"][0].shape[0] for it in items], dtype=torch.long)
+    frames = int(lengths.max())
+    features = []
+    for k in range(len(items[0]["features"])):
+        _, layers, dim = items[0]["features"][k].shape
+        padded = torch.zeros(layers, len(items), frames, dim)  # (L, B, T, D)
+        for b, item in enumerate(items):
+            x = item["features"][k]  # (T_b, L, D)
+            padded[:, b, : x.shape[0]] = x.permute(1, 0, 2)
+        features.append(padded)
+    mask = torch.arange(frames).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+    batch = {"features": features, "lengths": lengths, "mask": mask,
+             "ids": [it["id"] for it in items]}  # fmt: skip
+    batch.update(collate_targets([it["target"] for it in items]))
+    return batch
+
+
+class Collate:
+    """Picklable ``collate_fn`` bound to a task's target collation."""
+
+    def __init__(self, collate_targets: Callable[[list[Any]], dict[str, torch.Tensor]]) -> None:
+        self.collate_targets = collate_targets
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return collate(items, self.collate_targets)
+
+
+def frame_batches(lengths: Sequence[int], batch_frames: int, order: np.ndarray) -> list[list[int]]:
+    """Cut ``order`` (indices sorted by length) into batches of at most ``batch_frames`` padded
+    frames (``count * max length``); an utterance longer than ``batch_frames`` is a batch alone."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order.tolist():
+        longest_if_added = max(longest, lengths[i])
+        if current and longest_if_added * (len(current) + 1) > batch_frames:
+            batches.append(current)
+            current, longest_if_added = [], lengths[i]
+        current.append(i)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    return batches
+
+
+class FrameBatchSampler(torch.utils.data.Sampler):
+    """Length-bucketed batches of at most ``batch_frames`` padded frames, reproducible per epoch.
+
+    Utterances are sorted by length (ties broken at random) and cut into batches, so each batch
+    holds similar lengths; with ``shuffle`` the batch order is a permutation drawn from
+    ``(seed, epoch)``. With ``world_size > 1`` the batch list is padded by repetition to a
+    multiple of the world size and rank r takes batches r, r + world_size, ... ``start`` skips the
+    first batches of this rank (resuming in the middle of an epoch).
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_frames: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+    ) -> None:
+        if batch_frames < 1:
+            raise ConfigError(f"--batch-frames must be positive, got {batch_frames}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_frames = batch_frames
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.set_epoch(epoch, start)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Draw the batches of ``epoch`` and skip the first ``start`` (a persistent DataLoader
+        picks this up at its next ``iter``)."""
+        lengths = self.lengths
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, epoch])
+            order = np.lexsort((rng.permutation(len(lengths)), lengths))
+        else:
+            order = np.argsort(lengths, kind="stable")
+        batches = frame_batches(lengths.tolist(), self.batch_frames, order)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.world_size > 1:
+            extra = (-len(batches)) % self.world_size
+            batches = batches + [batches[i % len(batches)] for i in range(extra)]
+            batches = batches[self.rank :: self.world_size]
+        self.batches = batches[start:]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -1,0 +1,261 @@
+"""The training stage: cached layers of one or more upstreams -> fusion interface + task head.
+
+``train(config)`` opens the caches, joins them with the manifest's labels and splits, trains (see
+:mod:`featcache.train.trainer`), re-scores the best checkpoint on dev and test and writes the run
+folder: ``config.json``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``summary.json``.
+``evaluate_run(run, split)`` re-scores a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from featcache.errors import ConfigError, StoreNotFoundError
+from featcache.train.config import TrainConfig
+
+Log = Callable[[str], None]
+
+
+def open_readers(cache: str | Path, upstreams: list[str]) -> list:
+    """One reader per upstream (every store in the cache when ``upstreams`` is empty)."""
+    from featcache.store import list_stores, open_cache
+
+    cache = Path(cache)
+    if not upstreams:
+        if not cache.is_dir():
+            raise StoreNotFoundError(f"{cache}: no cache folder here; run `featcache extract`")
+        upstreams = sorted(list_stores(cache))
+        if not upstreams:
+            raise StoreNotFoundError(
+                f"{cache}: cache folder holds no store; run `featcache extract`"
+            )
+    return [open_cache(cache, u) for u in upstreams]
+
+
+def layer_selection(interface: str, readers: list) -> tuple[str, list[list[int] | None]]:
+    """For ``last``/``layer:K`` read only that layer (the interface then sees one layer)."""
+    from featcache.fusion import parse_name
+
+    base, arg = parse_name(interface)
+    if base not in ("last", "layer"):
+        return interface, [None] * len(readers)
+    selected = []
+    for reader in readers:
+        layer = reader.layers[-1] if base == "last" else int(arg)
+        if layer not in reader.layers:
+            raise ConfigError(
+                f"interface {interface}: layer {layer} is not stored in {reader.path} "
+                f"(stored: {reader.layers}); choose another layer or re-extract with it"
+            )
+        selected.append([layer])
+    return "last", selected
+
+
+def prepare(config: TrainConfig, log: Log, task_state: dict | None = None) -> dict[str, Any]:
+    """Readers, joined utterances, the fitted task, datasets and the (untrained) model."""
+    from featcache.fusion import build_interface
+    from featcache.heads import build_task
+    from featcache.manifest import Manifest
+    from featcache.train.checkpoint import seed_everything
+    from featcache.train.data import CachedDataset, join_caches
+    from featcache.train.model import FusionModel
+
+    readers = open_readers(config.cache, config.upstreams)
+    manifest = Manifest.load(config.manifest) if config.manifest else readers[0].manifest()
+    joined = join_caches(readers, manifest, config.label, config.split_field)
+    for line in joined.warnings():
+        log(line)
+    task = build_task(config.task, config.label)
+    if task_state is None:
+        task.fit([joined.labels[u] for u in joined.ids["train"]])
+    else:
+        task.load_state(task_state)
+    interface_name, layers = layer_selection(config.interface, readers)
+    datasets = {
+        split: CachedDataset(
+            readers,
+            ids,
+            joined.frames,
+            [task.encode(joined.labels[u]) for u in ids],
+            [joined.labels[u] for u in ids],
+            layers,
+        )
+        for split, ids in joined.ids.items()
+        if ids
+    }
+    if "dev" not in datasets:
+        raise ConfigError(
+            f"no dev utterances ({config.split_field}=dev) with frames in every cache; "
+            "early stopping and checkpoint selection need a dev split"
+        )
+    shapes = [
+        (len(sel) if sel else r.num_layers, r.hidden_size)
+        for r, sel in zip(readers, layers, strict=True)
+    ]
+    seed_everything(config.seed)
+    interface = build_interface(interface_name, shapes, config.align_dim)
+    model = FusionModel(interface, task.build_head(interface.output_dim))
+    return {
+        "readers": readers,
+        "joined": joined,
+        "task": task,
+        "datasets": datasets,
+        "model": model,
+        "shapes": shapes,
+        "layers": {r.name: sel or r.layers for r, sel in zip(readers, layers, strict=True)},
+    }
+
+
+# options that change how a run executes, not what it computes: a resume may change them
+EXECUTION_ONLY = ("num_workers", "save_every")
+
+
+def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
+    """Prepare ``out``; True when it holds a finished run of the same config."""
+    saved = out / "config.json"
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        current = config.to_dict()
+        changed = sorted(k for k in current
+                         if previous.get(k) != current[k] and k not in EXECUTION_ONLY)  # fmt: skip
+        if changed:
+            raise ConfigError(
+                f"{out} holds a run with a different config ({', '.join(changed)} differ); "
+                "use another --out, or --overwrite to start over"
+            )
+        return (out / "summary.json").exists()
+    return False
+
+
+def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dict[str, Any]:
+    """Train (or resume, or return the finished run in ``config.out``); returns summary.json."""
+    import torch
+
+    from featcache.train import checkpoint
+    from featcache.train.distributed import barrier, setup, teardown
+    from featcache.train.trainer import Trainer
+
+    if not config.out:
+        raise ConfigError("no run folder given; pass --out RUN")
+    dist = setup(config.device if config.device != "auto" else
+                 ("cuda" if torch.cuda.is_available() else "cpu"))  # fmt: skip
+    out = Path(config.out)
+    main_log = log if dist.is_main else (lambda line: None)
+    try:
+        if check_run_folder(out, config, overwrite and dist.is_main):
+            summary = json.loads((out / "summary.json").read_text())
+            main_log(f"{out} is already complete")
+            main_log(results_line(summary))
+            return summary
+        barrier(dist)
+        started = time.perf_counter()
+        parts = prepare(config, main_log)  # user errors surface before the run folder exists
+        out.mkdir(parents=True, exist_ok=True)
+        if dist.is_main:
+            (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        extra = {"shapes": parts["shapes"], "upstreams": [r.name for r in parts["readers"]]}
+        trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], out, dist,
+                          main_log, extra)  # fmt: skip
+        state = trainer.fit()
+        best = checkpoint.load(out / "best.pt")
+        parts["model"].load_state_dict(best["model"])
+        metrics = {split: trainer.evaluate(split) for split in ("dev", "test")
+                   if split in parts["datasets"]}  # fmt: skip
+        summary = make_summary(config, parts, metrics, best, state, trainer, dist.world_size)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        if dist.is_main:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        main_log(results_line(summary))
+        return summary
+    finally:
+        teardown(dist)
+
+
+def make_summary(config, parts, metrics, best, state, trainer, world_size) -> dict[str, Any]:
+    readers = parts["readers"]
+    model = parts["model"]
+    summary: dict[str, Any] = {
+        "upstreams": [r.name for r in readers],
+        "upstream_sources": {r.name: r.attrs.get("upstream", {}).get("name") for r in readers},
+        "layers": parts["layers"],
+        "interface": config.interface,
+        "task": config.task,
+        "label": config.label,
+        "metrics": metrics,
+        "main_metric": parts["task"].main_metric,
+        "params": model.param_counts(),
+        "best": {"epoch": best["epoch"], "step": best["step"]},
+        "epochs": state["epoch"],
+        "steps": state["step"],
+        "data": parts["joined"].report(),
+        "device": str(trainer.device),
+        "precision": trainer.precision,
+        "world_size": world_size,
+    }
+    weights = model.interface.layer_weights()
+    if weights is not None:
+        summary["layer_weights"] = {
+            r.name: [round(float(w), 6) for w in ws] for r, ws in zip(readers, weights, strict=True)
+        }
+    return summary
+
+
+def results_line(summary: dict[str, Any]) -> str:
+    """One line: the run's interface, upstreams and dev/test metrics."""
+    parts = [f"results: interface={summary['interface']}",
+             f"upstreams={'+'.join(summary['upstreams'])}",
+             f"task={summary['task']}:{summary['label']}"]  # fmt: skip
+    for split, values in summary["metrics"].items():
+        parts.append(" ".join(f"{split}_{k}={v:.4f}" for k, v in values.items()))
+    parts.append(f"params={summary['params']['interface']}+{summary['params']['head']}")
+    return " ".join(parts)
+
+
+def results_table(summaries: list[dict[str, Any]], split: str = "test") -> str:
+    """A plain-text table of several runs: interface, upstreams, task and ``split`` metrics."""
+    metric_names = sorted({k for s in summaries for k in s["metrics"].get(split, {})})
+    header = ["interface", "upstreams", "task", *[f"{split} {m}" for m in metric_names],
+              "interface params"]  # fmt: skip
+    rows = [
+        [s["interface"], "+".join(s["upstreams"]), f"{s['task']}:{s['label']}",
+         *[f"{s['metrics'].get(split, {}).get(m, float('nan')):.4f}" for m in metric_names],
+         str(s["params"]["interface"])]
+        for s in summaries
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]  # fmt: skip
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def evaluate_run(
+    run: str | Path, split: str = "test", log: Log = print, device: str | None = None
+) -> dict[str, float]:
+    """Re-score the best checkpoint of ``run`` on ``split``; writes ``RUN/eval_<split>.json``."""
+    from featcache.train import checkpoint
+    from featcache.train.trainer import Trainer
+
+    run = Path(run)
+    if not (run / "best.pt").exists() or not (run / "config.json").exists():
+        raise ConfigError(f"{run}: not a training run folder (no best.pt/config.json); "
+                          "run `featcache train --out RUN` first")  # fmt: skip
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    if device is not None:
+        config.device = device
+    best = checkpoint.load(run / "best.pt")
+    parts = prepare(config, log, task_state=best["task"])
+    if split not in parts["datasets"]:
+        raise ConfigError(f"{run}: no utterances with {config.split_field}={split} in the cache")
+    parts["model"].load_state_dict(best["model"])
+    trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], run, log=log)
+    metrics = trainer.evaluate(split)
+    (run / f"eval_{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return metrics
