@@ -1,0 +1,236 @@
+"""Reading a layer store: :func:`open_cache` and :class:`CacheReader`.
+
+The reader holds only the small index in memory and opens the store lazily, so it can be pickled
+into DataLoader workers and dask workers; frames are read on demand.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from featcache.errors import StoreError, StoreNotFoundError
+from featcache.store.base import CHUNK_FRAMES, FORMATS, format_of, get_backend, list_stores
+
+DASK_ROWS = 8 * CHUNK_FRAMES  # frames per dask chunk of layer(l)
+
+
+def open_cache(path, upstream: str | None = None) -> CacheReader:
+    """Open one upstream's store for reading.
+
+    Parameters
+    ----------
+    path : str or Path
+        A store (``.zarr`` folder or ``.h5`` file), or a cache folder.
+    upstream : str, optional
+        With a cache folder: the upstream as given to ``extract -u`` (registry name, hub id,
+        folder) or its store name. Not needed when the folder holds one store.
+
+    Returns
+    -------
+    CacheReader
+    """
+    path = Path(path)
+    if any(path.name.endswith(s) for s in FORMATS.values()) and path.exists():
+        return CacheReader(path)
+    if not path.is_dir():
+        raise StoreNotFoundError(f"{path}: no cache folder or store here; run `featcache extract`")
+    stores = list_stores(path)
+    if not stores:
+        raise StoreNotFoundError(f"{path}: cache folder holds no store; run `featcache extract`")
+    if upstream is None:
+        if len(stores) == 1:
+            return CacheReader(next(iter(stores.values())))
+        raise StoreError(
+            f"{path}: holds {len(stores)} stores ({', '.join(stores)}); choose one with -u NAME"
+        )
+    for key in (upstream, slug_of(upstream)):
+        if key in stores:
+            return CacheReader(stores[key])
+    raise StoreNotFoundError(
+        f"{path}: no store for upstream {upstream!r} (have: {', '.join(stores)}); "
+        f"run `featcache extract ... -u {upstream}` first"
+    )
+
+
+def slug_of(name: str) -> str:
+    """The store name of an upstream name (featcache.upstreams.upstream_slug when available)."""
+    try:
+        from featcache.upstreams import upstream_slug
+    except ImportError:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
+    return upstream_slug(name)
+
+
+class CacheReader:
+    """One upstream's cached layers.
+
+    Attributes
+    ----------
+    path : Path
+    format : str
+        "zarr" or "hdf5".
+    name : str
+        Store name (the upstream slug).
+    attrs : dict
+        The store's ``attrs["featcache"]``.
+    utterances : list of str
+        Ids with frames, in manifest order.
+    num_frames : np.ndarray
+        int64 [N], frames per utterance.
+    num_layers : int
+        L of the arrays returned (``len(layers)``).
+    layers : list of int
+        The model's layer indices kept in the store.
+    hidden_size, frame_rate, sample_rate
+        From the attrs.
+    errors : dict
+        Failed utterance id -> reason.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.format = format_of(self.path)
+        self.name = self.path.name[: -len(FORMATS[self.format])]
+        self._handle = None
+        handle = self._open()
+        self.attrs = handle.attrs()
+        if not self.attrs.get("complete"):
+            raise StoreError(
+                f"{self.path}: store is incomplete (extraction was interrupted or is running); "
+                f"rerun the same `featcache extract` command to finish it"
+            )
+        index = handle.index()
+        self.utterances = index.utt_id
+        self._row = {u: i for i, u in enumerate(self.utterances)}
+        self._part = index.part
+        self._offset = index.offset
+        self.num_frames = index.num_frames
+        self.errors = dict(zip(index.error_ids, index.error_reasons, strict=True))
+        self.layers = list(self.attrs["layers"])
+        self.num_layers = len(self.layers)
+        self.hidden_size = int(self.attrs["hidden_size"])
+        self.frame_rate = float(self.attrs["frame_rate"])
+        self.sample_rate = int(self.attrs["sample_rate"])
+
+    def __repr__(self):
+        return (
+            f"CacheReader({str(self.path)!r}, {len(self.utterances)} utterances, "
+            f"L={self.num_layers}, D={self.hidden_size}, {self.attrs['dtype']})"
+        )
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_handle"] = None
+        return state
+
+    def _open(self):
+        if self._handle is None:
+            self._handle = get_backend(self.format).open_read(self.path)
+        return self._handle
+
+    def index(self, utt_id: str) -> int:
+        """Row of ``utt_id`` in ``utterances``; StoreError if it has no frames."""
+        try:
+            return self._row[utt_id]
+        except KeyError:
+            why = f"it failed: {self.errors[utt_id]}" if utt_id in self.errors else "not in it"
+            raise StoreError(f"{self.path}: utterance {utt_id!r} has no frames ({why})") from None
+
+    def get(self, utt_id: str, layers: list[int] | None = None) -> np.ndarray:
+        """Frames of one utterance, (T, L, D) float32.
+
+        Parameters
+        ----------
+        utt_id : str
+        layers : list of int, optional
+            Model layer indices (from ``self.layers``) to return; default all kept layers.
+        """
+        i = self.index(utt_id)
+        start = int(self._offset[i])
+        frames = self._open().frames(int(self._part[i]))
+        rows = slice(start, start + int(self.num_frames[i]))
+        if layers is None:
+            return np.asarray(frames[rows], dtype=np.float32)  # (T, L, D)
+        cols = [self._layer_pos(layer) for layer in layers]
+        return np.stack([frames[rows, c] for c in cols], axis=1).astype(np.float32)  # (T, L', D)
+
+    def layer(self, layer: int):
+        """One layer of every utterance, concatenated in ``utterances`` order: dask (sum T, D)."""
+        import dask.array as da
+
+        pos = self._layer_pos(layer)
+        pieces = []
+        for k, start, stop in self._runs():
+            lazy = _LazyFrames(
+                self.path, self.format, k, self._frames_shape(k), self.attrs["dtype"]
+            )
+            arr = da.from_array(
+                lazy, chunks=(DASK_ROWS, 1, self.hidden_size), meta=np.empty((0, 0, 0), lazy.dtype)
+            )
+            pieces.append(arr[start:stop, pos, :])  # (T_run, D)
+        if not pieces:
+            return da.zeros((0, self.hidden_size), dtype=np.float32)
+        return da.concatenate(pieces, axis=0).astype(np.float32)
+
+    def pooled(self) -> np.ndarray:
+        """Per-layer mean over frames of every utterance, (N, L, D) float32."""
+        return np.asarray(self._open().pooled(), dtype=np.float32)
+
+    def manifest(self):
+        """The manifest the cache was built from (``manifest.jsonl`` beside the store)."""
+        from featcache.manifest import Manifest
+
+        file = self.path.parent / "manifest.jsonl"
+        if not file.exists():
+            raise StoreNotFoundError(f"{file}: cache folder has no manifest copy; pass --manifest")
+        return Manifest.load(file)
+
+    def close(self) -> None:
+        """Close the open file handle (the reader reopens on next use)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _layer_pos(self, layer: int) -> int:
+        if layer not in self.layers:
+            raise StoreError(
+                f"{self.path}: layer {layer} is not in this store (kept layers: {self.layers})"
+            )
+        return self.layers.index(layer)
+
+    def _runs(self) -> list[tuple[int, int, int]]:
+        """(part, start, stop) frame ranges covering the utterances in order, merged when adjacent."""
+        runs: list[list[int]] = []
+        for k, off, n in zip(self._part, self._offset, self.num_frames, strict=True):
+            k, off, n = int(k), int(off), int(n)
+            if runs and runs[-1][0] == k and runs[-1][2] == off:
+                runs[-1][2] = off + n
+            else:
+                runs.append([k, off, off + n])
+        return [tuple(r) for r in runs]
+
+    def _frames_shape(self, k: int) -> tuple[int, int, int]:
+        return tuple(self._open().frames(k).shape)
+
+
+class _LazyFrames:
+    """A picklable array-like over ``parts/<k>/frames`` that opens the store on first read."""
+
+    def __init__(self, path: Path, format: str, k: int, shape: tuple, dtype: str):
+        self.path, self.format, self.k = path, format, k
+        self.shape, self.dtype, self.ndim = shape, np.dtype(dtype), len(shape)
+        self._handle = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_handle": None}
+
+    def __getitem__(self, key):
+        if self._handle is None:
+            self._handle = get_backend(self.format).open_read(self.path)
+        return self._handle.frames(self.k)[key]

@@ -1,0 +1,108 @@
+"""Build small contract-conforming layer stores from given arrays, for tests of later stages.
+
+The store is written by the same code path as ``featcache extract`` (plan, parts, index), only the
+hidden states come from the caller instead of a model.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from featcache.store.base import FORMATS
+from featcache.store.builder import StoreBuilder, make_attrs, open_part
+
+
+def write_cache(
+    cache_dir,
+    name: str,
+    arrays: dict[str, np.ndarray],
+    manifest,
+    frame_rate: float = 50.0,
+    format: str = "zarr",
+    *,
+    dtype: str = "float32",
+    errors: dict[str, str] | None = None,
+    layers: list[int] | None = None,
+    part_size: int = 4,
+    compression: str = "lz4",
+) -> Path:
+    """Write one store ``cache_dir/<name>.zarr`` (or ``.h5``) holding ``arrays``.
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        Cache folder; created if needed. ``manifest.jsonl`` is (re)written there.
+    name : str
+        Store name (an upstream slug such as ``random-tiny-hubert``).
+    arrays : dict
+        Utterance id -> frames ``(T, L, D)``; every array has the same L and D.
+    manifest : featcache.manifest.Manifest
+        Must hold every id of ``arrays`` and of ``errors``; its other utterances are recorded
+        as failed ("no array given").
+    frame_rate : float
+        Frames per second recorded in the attrs.
+    format : str
+        "zarr" or "hdf5".
+    dtype : str
+        Stored dtype, "float32" (default, exact round trip) or "float16" (extract's default).
+    errors : dict, optional
+        Utterance id -> reason, recorded as failed utterances.
+    layers : list of int, optional
+        Model layer indices that the L axis holds (default ``0..L-1``).
+    part_size : int
+        Utterances per part (small, so tests exercise several parts).
+    compression : str
+        "lz4", "zstd" or "none".
+
+    Returns
+    -------
+    Path
+        The store.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    errors = dict(errors or {})
+    unknown = [u for u in [*arrays, *errors] if u not in manifest]
+    if unknown:
+        raise ValueError(f"ids not in the manifest: {unknown[:5]}")
+    num_layers, dim = next(iter(arrays.values())).shape[1:]
+    layers = list(range(num_layers)) if layers is None else list(layers)
+    manifest.write(cache_dir / "manifest.jsonl")
+    attrs = make_attrs(
+        provenance={
+            "name": name,
+            "source": "featcache.testing.caches",
+            "revision": None,
+            "architecture": "given-arrays",
+            "config_sha256": None,
+        },
+        sample_rate=16000,
+        frame_rate=frame_rate,
+        model_num_layers=max(layers) + 1,
+        hidden_size=dim,
+        layers=layers,
+        dtype=dtype,
+        manifest_sha256=manifest.sha256(),
+        policy={"batching": "given arrays"},
+        compression=compression,
+    )
+    path = cache_dir / f"{name}{FORMATS[format]}"
+    builder = StoreBuilder(path, format, attrs, manifest.ids(), part_size)
+    full = np.arange(max(layers) + 1)
+    with ThreadPoolExecutor(1) as executor:
+        for k in builder.missing_parts():
+            part = open_part(path, format, k, attrs, executor)
+            for utt_id in builder.plan[k]:
+                if utt_id in arrays:
+                    frames = np.asarray(arrays[utt_id], dtype=np.float32)  # (T, L, D)
+                    hidden = np.zeros((len(full), *frames.shape[::2]), np.float32)
+                    hidden[layers] = frames.transpose(1, 0, 2)  # (L_model, T, D)
+                    part.add(utt_id, hidden)
+                else:
+                    part.fail(utt_id, errors.get(utt_id, "no array given"))
+            part.close().result()
+    builder.finalize()
+    return path

@@ -1,0 +1,363 @@
+"""The extraction stage: run each upstream once over a manifest and cache every layer.
+
+One store per upstream (``CACHE/<slug>.zarr`` or ``.h5``). Utterances are grouped into parts by
+manifest order alone (:mod:`featcache.store.builder`); each part is computed and written by one
+process (this one, or one dask worker each with ``--workers``/``--scheduler``), and the index is
+written last, so a crash at any moment costs only the parts in flight: rerunning the same command
+finishes the job with the same arrays. Bad audio is recorded as a failed utterance with its reason
+while everything else completes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from featcache.errors import ConfigError, StoreError
+from featcache.pipelines.extract_parts import PartJob, compute_part, run_part, writer_executor
+from featcache.store.base import (
+    COMPRESSIONS,
+    DTYPES,
+    FORMATS,
+    remove_path,
+    store_path,
+    work_dir,
+)
+from featcache.store.builder import DEFAULT_PART_SIZE
+
+
+@dataclass
+class ExtractConfig:
+    """Options of ``featcache extract`` (see ``featcache extract --help``)."""
+
+    manifest: Path
+    upstreams: list[str]
+    cache: Path
+    format: str = "zarr"
+    dtype: str = "float16"
+    compression: str = "lz4"
+    layers: str | None = None
+    device: str = "auto"
+    autocast: str | None = None
+    batch_seconds: float = 30.0
+    workers: int | None = None
+    scheduler: str | None = None
+    overwrite: bool = False
+    part_size: int = DEFAULT_PART_SIZE
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class StoreSummary:
+    """What one upstream's extraction did."""
+
+    name: str
+    path: Path
+    num_utterances: int = 0
+    num_failed: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    parts_computed: int = 0
+    parts_reused: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    load_seconds: float = 0.0  # of wall_seconds, loading the upstream
+    forward_seconds: float = 0.0  # summed time inside upstream.forward (all processes)
+
+
+@dataclass
+class ExtractResult:
+    """Per-upstream summaries; ``failed`` is True if any utterance failed (exit code 3)."""
+
+    stores: list[StoreSummary]
+
+    @property
+    def failed(self) -> bool:
+        return any(s.num_failed for s in self.stores)
+
+
+def extract(config: ExtractConfig) -> ExtractResult:
+    """Run the extraction stage.
+
+    Parameters
+    ----------
+    config : ExtractConfig
+
+    Returns
+    -------
+    ExtractResult
+
+    Raises
+    ------
+    StoreError
+        The manifest differs from the one the cache was built from (other than by added
+        utterances), or an existing store was built with other options.
+    """
+    from featcache.manifest import Manifest
+    from featcache.upstreams import upstream_slug
+
+    _check_options(config)
+    manifest = Manifest.load(config.manifest)
+    cache = Path(config.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    slugs = {upstream_slug(name) for name in config.upstreams}
+    check_manifest_change(cache, manifest, config.overwrite, slugs)
+    if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != manifest.sha256():
+        manifest.write(cache / "manifest.jsonl")
+    client, cluster = _start_dask(config)
+    try:
+        stores = [_extract_one(config, manifest, name, client) for name in config.upstreams]
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    return ExtractResult(stores)
+
+
+def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: set[str]) -> None:
+    """Refuse a manifest that changes or drops utterances of the cache's manifest.
+
+    Added utterances are fine (they become new parts). ``overwrite`` accepts any change when
+    every store in the cache is being rebuilt (``rebuilding``: store names); a store left
+    behind would otherwise hold frames of audio the new manifest no longer describes.
+    """
+    from featcache.manifest import Manifest
+    from featcache.store.base import list_stores
+
+    old_file = cache / "manifest.jsonl"
+    if not old_file.exists() or _read_sha(cache) == manifest.sha256():
+        return
+    old = Manifest.load(old_file)
+    removed = [u.id for u in old if u.id not in manifest]
+    changed = []
+    for u in old:
+        if u.id in manifest and manifest[u.id].to_dict() != u.to_dict():
+            a, b = u.to_dict(), manifest[u.id].to_dict()
+            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            changed.append(f"{u.id!r} (line {manifest[u.id].line}: {', '.join(keys)})")
+    if (removed or changed) and overwrite:
+        stale = sorted(set(list_stores(cache)) - rebuilding)
+        if stale:
+            raise StoreError(
+                f"{manifest.path}: changes utterances of cache {cache}, whose store(s) "
+                f"{', '.join(stale)} --overwrite would leave stale; rebuild them too (add their "
+                f"-u) or remove them, or use a new --cache folder"
+            )
+        return
+    if removed or changed:
+        what = []
+        if changed:
+            what.append(f"{len(changed)} changed, e.g. {changed[0]}")
+        if removed:
+            what.append(f"{len(removed)} removed, e.g. {removed[0]!r}")
+        raise StoreError(
+            f"{manifest.path}: differs from the manifest cache {cache} was built from "
+            f"({'; '.join(what)}); use --overwrite to rebuild the stores or a new --cache folder"
+        )
+
+
+def _extract_one(config, manifest, name, client) -> StoreSummary:
+    from featcache.store.base import parse_layers
+    from featcache.store.builder import StoreBuilder, make_attrs
+    from featcache.upstreams import load_upstream, upstream_slug
+
+    started = time.perf_counter()
+    path = store_path(config.cache, upstream_slug(name), config.format)
+    # workers load their own copy; the driver only needs metadata then, so keep it off the GPU
+    device = "cpu" if client is not None else config.device
+    upstream = load_upstream(name, device=device, autocast=config.autocast)
+    loaded = time.perf_counter()
+    layers = parse_layers(config.layers, upstream.num_layers, f"upstream {name!r}")
+    attrs = make_attrs(
+        provenance=upstream.provenance,
+        sample_rate=upstream.sample_rate,
+        frame_rate=upstream.frame_rate,
+        model_num_layers=upstream.num_layers,
+        hidden_size=upstream.hidden_size,
+        layers=layers,
+        dtype=config.dtype,
+        manifest_sha256=manifest.sha256(),
+        policy=upstream.policy,
+        compression=config.compression,
+    )
+    if config.overwrite:
+        _discard_unless_resumable(path, attrs)
+    _check_other_format(path)
+    builder = StoreBuilder(path, config.format, attrs, manifest.ids(), config.part_size)
+    summary = StoreSummary(name=name, path=path, load_seconds=loaded - started)
+    todo = builder.missing_parts()
+    summary.parts_reused = len(builder.plan) - len(todo)
+    if todo or not builder.is_complete():
+        jobs = [
+            PartJob(
+                name, config.device, config.autocast, path, config.format, k,
+                [manifest[u] for u in builder.plan[k]], attrs, config.batch_seconds,
+                _threads_per_process(config),
+            )
+            for k in todo
+        ]  # fmt: skip
+        run = _run_local if client is None else _run_dask
+        bar = _Progress(jobs, config.progress, name)
+        run(upstream, jobs, client, bar)
+        summary.audio_seconds, summary.forward_seconds = bar.seconds, bar.forward_seconds
+        summary.parts_computed = len(todo)
+        done = builder.finalize()
+    else:
+        done = _existing_summary(path, config.format)
+    summary.num_utterances, summary.num_failed = done["num_utterances"], done["num_failed"]
+    summary.errors = done["errors"]
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_local(upstream, jobs, client, bar) -> None:
+    import torch
+
+    pending = None
+    threads = torch.get_num_threads()
+    if jobs and jobs[0].threads:
+        torch.set_num_threads(jobs[0].threads)
+    try:
+        with writer_executor(upstream) as executor:
+            for job in jobs:
+                future = compute_part(upstream, job, executor, bar.update)
+                if pending is not None:
+                    pending.result()  # at most one part being written while the next computes
+                pending = future
+            if pending is not None:
+                pending.result()
+    finally:
+        torch.set_num_threads(threads)
+        bar.close()
+
+
+def _run_dask(upstream, jobs, client, bar) -> None:
+    from distributed import as_completed
+
+    run_id = uuid.uuid4().hex[:8]  # keys stay unique when several runs share a scheduler
+    futures = [
+        client.submit(run_part, job, key=f"featcache-{job.path.name}-part-{job.k}-{run_id}")
+        for job in jobs
+    ]
+    try:
+        for future in as_completed(futures):
+            out = future.result()
+            bar.update(out["utterances"], out["audio_seconds"], out["forward_seconds"])
+    finally:
+        bar.close()
+
+
+class _Progress:
+    """tqdm bar over utterances with audio hours and real-time factor."""
+
+    def __init__(self, jobs, enabled, name):
+        from tqdm import tqdm
+
+        total = sum(len(j.utterances) for j in jobs)
+        self.bar = tqdm(total=total, unit="utt", desc=name, disable=not enabled, leave=True)
+        self.seconds = 0.0
+        self.forward_seconds = 0.0
+        self.started = time.perf_counter()
+
+    def update(self, n: int, seconds: float, forward_seconds: float = 0.0) -> None:
+        self.seconds += seconds
+        self.forward_seconds += forward_seconds
+        wall = time.perf_counter() - self.started
+        rtf = wall / self.seconds if self.seconds else float("nan")
+        self.bar.set_postfix_str(f"{self.seconds / 3600:.3f} h audio, RTF {rtf:.3f}", refresh=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _start_dask(config):
+    if config.scheduler is None and not config.workers:
+        return None, None
+    from distributed import Client, LocalCluster
+
+    if config.scheduler is not None:
+        return Client(config.scheduler), None
+    cluster = LocalCluster(
+        n_workers=config.workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+    )
+    return Client(cluster), cluster
+
+
+def _threads_per_process(config: ExtractConfig) -> int | None:
+    """Torch threads per extracting process: --threads, else the cores shared by local workers.
+
+    Thread counts change float32 results in the last bits, so arrays are byte-identical across
+    worker counts only for equal --threads (the tests pin 1); otherwise they agree to ~1e-6.
+    """
+    if config.threads:
+        return config.threads
+    if config.workers:
+        import os
+
+        return max(1, (os.cpu_count() or 1) // config.workers)
+    return None
+
+
+def _discard_unless_resumable(path: Path, attrs: dict) -> None:
+    """``--overwrite``: drop the store, unless it is an interrupted build of this very job."""
+    from featcache.store.base import format_of, get_backend
+    from featcache.store.builder import incompatibility
+
+    if path.exists() and work_dir(path).exists():
+        old = get_backend(format_of(path)).read_attrs(path)
+        same_manifest = old.get("manifest_sha256") == attrs["manifest_sha256"]
+        if same_manifest and not old.get("complete") and incompatibility(old, attrs) is None:
+            return
+    remove_path(path)
+    remove_path(work_dir(path))
+
+
+def _check_other_format(path: Path) -> None:
+    for suffix in FORMATS.values():
+        other = path.with_name(path.name[: -len(path.suffix)] + suffix)
+        if other != path and other.exists():
+            raise StoreError(
+                f"{other}: this cache already holds the upstream in another format; "
+                f"use the same --format, --overwrite after removing it, or a new --cache folder"
+            )
+
+
+def _existing_summary(path: Path, format: str) -> dict:
+    from featcache.store.reader import CacheReader
+
+    reader = CacheReader(path)
+    out = {"num_utterances": len(reader), "num_failed": len(reader.errors), "errors": reader.errors}
+    reader.close()
+    return out
+
+
+def _read_sha(cache: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((cache / "manifest.jsonl").read_bytes()).hexdigest()
+
+
+def _check_options(config: ExtractConfig) -> None:
+    if config.format not in FORMATS:
+        raise ConfigError(f"--format {config.format!r}: use one of {', '.join(FORMATS)}")
+    if config.dtype not in DTYPES:
+        raise ConfigError(f"--dtype {config.dtype!r}: use one of {', '.join(DTYPES)}")
+    if config.compression not in COMPRESSIONS:
+        raise ConfigError(f"--compression {config.compression!r}: use one of {COMPRESSIONS}")
+    if config.workers is not None and config.scheduler is not None:
+        raise ConfigError("--workers and --scheduler exclude each other; pass one of them")
+    if config.workers is not None and config.workers < 1:
+        raise ConfigError(f"--workers {config.workers}: must be at least 1")
+    if config.threads is not None and config.threads < 1:
+        raise ConfigError(f"--threads {config.threads}: must be at least 1")
+    if config.batch_seconds <= 0 or config.part_size < 1:
+        raise ConfigError("--batch-seconds must be > 0 and --part-size at least 1")
+    if not config.upstreams:
+        raise ConfigError("no upstream given; pass at least one -u NAME (e.g. -u fbank)")
