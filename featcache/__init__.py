@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__", "open_cache"]
 
+
 def open_cache(path, upstream=None):
     """Open one upstream's layer store for reading; see :func:`featcache.store.open_cache`."""
     from featcache.store import open_cache as _open_cache

@@ -312,11 +312,13 @@ def _report(recipe: Recipe, result: RecipeResult, log: Log) -> str:
 
     probe = analysis_dir(recipe, "probe")
     similarity = analysis_dir(recipe, "similarity")
+    selection = analysis_dir(recipe, "select")
     run_report(
         cache_dir(recipe), recipe.out / "report.html",
         runs=[run_dir(recipe, r.name) for r in recipe.runs],
         probe=probe if (probe / "probe.json").exists() else None,
         similarity=similarity if (similarity / "similarity.npz").exists() else None,
+        selection=selection if (selection / "selection.json").exists() else None,
         log=log,
     )  # fmt: skip
     return ""

@@ -78,7 +78,8 @@ def test_recipe_errors_name_the_file_and_key(tmp_path):
 def _small_demo(tmp_path: Path) -> Path:
     """The shipped demo recipe at a reduced size: 54 utterances, 2 epochs per run."""
     text = (RECIPES / "demo.toml").read_text()
-    text = text.replace("utterances = 240", "utterances = 54").replace("epochs = 12", "epochs = 2")
+    assert "utterances = 240" in text and "epochs = 15" in text  # keep in step with demo.toml
+    text = text.replace("utterances = 240", "utterances = 54").replace("epochs = 15", "epochs = 2")
     path = tmp_path / "demo-small.toml"
     path.write_text(text)
     return path
