@@ -28,6 +28,8 @@ def test_wheel_contents(tmp_path, repo_root):
         "featcache/pipelines/__init__.py",
         "featcache/manifest.py",
         "featcache/audio.py",
+        "featcache/pipelines/recipes/demo.toml",
+        "featcache/pipelines/recipes/superb-er.toml",
     ):
         assert expected in names
     assert not any(n.startswith(("cli/", "pipelines/", "tests/")) for n in names)
