@@ -40,6 +40,11 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
 @click.option("--save-every", type=int, help="Also write last.pt every N optimizer steps.")
 @click.option("--align-dim", type=click.Choice(["interpolate", "project"]),
               help="Multi-model hidden-size alignment (default interpolate, as the paper).")  # fmt: skip
+@click.option("--normalize", type=click.Choice(["global", "none"]),
+              help="Standardise each upstream/layer/dim with train-split mean/std before the "
+                   "interface (default global); none feeds raw features, as the paper.")  # fmt: skip
+@click.option("--normalize-utterances", type=int,
+              help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Delete an existing run folder first.")
 def train(config_file, overwrite, **options) -> None:
     """Train a fusion interface plus a task head on cached layers; write a run folder.

@@ -37,7 +37,7 @@ from featcache.errors import ConfigError
 TRAIN_KEYS = {  # TrainConfig fields a recipe may set (cache/out/upstreams are the recipe's)
     "task", "label", "interface", "split_field", "epochs", "max_steps", "batch_frames", "lr",
     "interface_lr", "weight_decay", "grad_accum", "grad_clip", "seed", "device", "precision",
-    "num_workers", "patience", "save_every", "align_dim",
+    "num_workers", "patience", "save_every", "align_dim", "normalize", "normalize_utterances",
 }  # fmt: skip
 
 

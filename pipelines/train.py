@@ -3,7 +3,10 @@
 ``train(config)`` opens the caches, joins them with the manifest's labels and splits, trains (see
 :mod:`featcache.train.trainer`), re-scores the best checkpoint on dev and test and writes the run
 folder: ``config.json``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``summary.json``.
-``evaluate_run(run, split)`` re-scores a finished run.
+``evaluate_run(run, split)`` re-scores a finished run. By default the model standardises its
+inputs with per-(upstream, layer, dim) statistics of the training split, held in the checkpoint
+(``--normalize``; see :mod:`featcache.train.normalize`), recorded under ``normalization`` in
+summary.json.
 """
 
 from __future__ import annotations
@@ -56,14 +59,22 @@ def layer_selection(interface: str, readers: list) -> tuple[str, list[list[int] 
     return "last", selected
 
 
-def prepare(config: TrainConfig, log: Log, task_state: dict | None = None) -> dict[str, Any]:
-    """Readers, joined utterances, the fitted task, datasets and the (untrained) model."""
+def prepare(
+    config: TrainConfig, log: Log, task_state: dict | None = None, fit_normalize: bool = True
+) -> dict[str, Any]:
+    """Readers, joined utterances, the fitted task, datasets and the (untrained) model.
+
+    With ``config.normalize == "global"`` the model standardises its inputs with statistics of
+    the training split (:mod:`featcache.train.normalize`); ``fit_normalize`` False leaves them
+    to a checkpoint's ``load_state_dict`` (evaluate).
+    """
     from featcache.fusion import build_interface
     from featcache.heads import build_task
     from featcache.manifest import Manifest
     from featcache.train.checkpoint import seed_everything
     from featcache.train.data import CachedDataset, join_caches
     from featcache.train.model import FusionModel
+    from featcache.train.normalize import Standardize, estimate
 
     readers = open_readers(config.cache, config.upstreams)
     manifest = Manifest.load(config.manifest) if config.manifest else readers[0].manifest()
@@ -97,9 +108,20 @@ def prepare(config: TrainConfig, log: Log, task_state: dict | None = None) -> di
         (len(sel) if sel else r.num_layers, r.hidden_size)
         for r, sel in zip(readers, layers, strict=True)
     ]
+    normalize, normalization = None, {"mode": config.normalize}
+    if config.normalize == "global":
+        normalize = Standardize(shapes)
+        if fit_normalize:
+            stats = estimate(datasets["train"], config.normalize_utterances)
+            normalize.set_stats(stats)
+            normalization.update(split="train", utterances=stats["utterances"],
+                                 frames=stats["frames"])  # fmt: skip
+            normalization["stats"] = dict(
+                zip([r.name for r in readers], normalize.describe(), strict=True)
+            )
     seed_everything(config.seed)
     interface = build_interface(interface_name, shapes, config.align_dim)
-    model = FusionModel(interface, task.build_head(interface.output_dim))
+    model = FusionModel(interface, task.build_head(interface.output_dim), normalize)
     return {
         "readers": readers,
         "joined": joined,
@@ -108,6 +130,7 @@ def prepare(config: TrainConfig, log: Log, task_state: dict | None = None) -> di
         "model": model,
         "shapes": shapes,
         "layers": {r.name: sel or r.layers for r, sel in zip(readers, layers, strict=True)},
+        "normalization": normalization,
     }
 
 
@@ -198,6 +221,7 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
         "device": str(trainer.device),
         "precision": trainer.precision,
         "world_size": world_size,
+        "normalization": parts["normalization"],
     }
     weights = model.interface.layer_weights()
     if weights is not None:
@@ -246,11 +270,13 @@ def evaluate_run(
     if not (run / "best.pt").exists() or not (run / "config.json").exists():
         raise ConfigError(f"{run}: not a training run folder (no best.pt/config.json); "
                           "run `featcache train --out RUN` first")  # fmt: skip
-    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    values = json.loads((run / "config.json").read_text())
+    values.setdefault("normalize", "none")  # runs from before input normalisation existed
+    config = TrainConfig.from_dict(values)
     if device is not None:
         config.device = device
     best = checkpoint.load(run / "best.pt")
-    parts = prepare(config, log, task_state=best["task"])
+    parts = prepare(config, log, task_state=best["task"], fit_normalize=False)
     if split not in parts["datasets"]:
         raise ConfigError(f"{run}: no utterances with {config.split_field}={split} in the cache")
     parts["model"].load_state_dict(best["model"])

@@ -110,7 +110,13 @@ def test_two_process_ddp_on_gloo(cache, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2
     config = TrainConfig(cache=str(cache), out="", upstreams=["fbank"], batch_frames=1500)
-    lengths = prepare(config, log=lambda s: None)["datasets"]["train"].lengths
+    parts = prepare(config, log=lambda s: None)
+    lengths = parts["datasets"]["train"].lengths
+    # the input statistics (train split, same on every rank) are the single-process ones
+    saved = torch.load(out / "best.pt", weights_only=False)["model"]
+    for name, value in parts["model"].normalize.state_dict().items():
+        assert torch.equal(saved[f"normalize.{name}"], value)
+    assert summary["normalization"] == parts["normalization"]
     # each rank takes half of every epoch's batches (padded to an even count)
     batches = [len(FrameBatchSampler(lengths, 1500, shuffle=True, epoch=e)) for e in (0, 1)]
     assert summary["steps"] == sum((n + 1) // 2 for n in batches)

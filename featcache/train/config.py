@@ -23,7 +23,10 @@ class TrainConfig:
     ``device`` ``auto`` picks CUDA when available. ``precision`` ``auto`` is bfloat16 autocast on
     CUDA (float16 where bfloat16 is unsupported) and float32 on CPU. ``save_every`` writes
     last.pt every that many optimizer steps besides every epoch (0: epochs only). ``patience``
-    stops after that many evaluations without a better dev score.
+    stops after that many evaluations without a better dev score. ``normalize`` ``global``
+    standardises every upstream's (layer, dimension) with mean/std estimated on at most
+    ``normalize_utterances`` training utterances (see :mod:`featcache.train.normalize`);
+    ``none`` feeds raw cached features (the paper's setting).
     """
 
     cache: str = ""
@@ -49,6 +52,8 @@ class TrainConfig:
     patience: int = 5
     save_every: int = 0
     align_dim: str = "interpolate"
+    normalize: str = "global"
+    normalize_utterances: int = 200
 
     def __post_init__(self) -> None:
         checks = [
@@ -65,6 +70,8 @@ class TrainConfig:
                 "--precision: auto|fp32|fp16|bf16",
             ),
             (self.align_dim in ("interpolate", "project"), "--align-dim: interpolate|project"),
+            (self.normalize in ("global", "none"), "--normalize: global|none"),
+            (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

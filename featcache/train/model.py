@@ -9,14 +9,24 @@ from torch import nn
 
 
 class FusionModel(nn.Module):
-    """``interface(list[(L_i, B, T, D_i)]) -> (B, T, D)``, then ``head((B, T, D), mask)``."""
+    """``normalize`` (optional), ``interface(list[(L_i, B, T, D_i)]) -> (B, T, D)``, then
+    ``head((B, T, D), mask)``.
 
-    def __init__(self, interface: nn.Module, head: nn.Module) -> None:
+    ``normalize`` is a :class:`featcache.train.normalize.Standardize` (buffers only, no
+    parameters) or None for raw features.
+    """
+
+    def __init__(
+        self, interface: nn.Module, head: nn.Module, normalize: nn.Module | None = None
+    ) -> None:
         super().__init__()
+        self.normalize = normalize
         self.interface = interface
         self.head = head
 
     def forward(self, features: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        if self.normalize is not None:
+            features = self.normalize(features, mask)  # list of (L_i, B, T, D_i)
         fused = self.interface(features)  # (B, T, D)
         return self.head(fused, mask)
 
