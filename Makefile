@@ -25,16 +25,20 @@ $(VENV)/.installed: pyproject.toml
 
 setup: system-deps $(VENV)/.installed
 
+# the whole pipeline offline: synthesized corpus, extract, five fusion runs, analyses, report
 demo: setup
-	$(VENV)/bin/featcache demo-data $(DEMO_OUT)/corpus
-	$(VENV)/bin/featcache manifest validate $(DEMO_OUT)/corpus/manifest.jsonl
-	$(VENV)/bin/featcache manifest stats $(DEMO_OUT)/corpus/manifest.jsonl
+	HF_HUB_OFFLINE=1 $(VENV)/bin/featcache demo --out $(DEMO_OUT)
 
 test: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check featcache cli pipelines tests benchmarks
+	$(VENV)/bin/ruff format --check featcache cli pipelines tests benchmarks
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build dist *.egg-info
+
+# every benchmark prints ratios measured side by side in one run (see README, Benchmarks)
+bench: setup
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -8,10 +8,20 @@ import click
 
 
 @click.command("demo")
-@click.option("--out", default="demo-out", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("-u", "--upstream", "upstreams", multiple=True,
-              help="Use these upstreams instead of the untrained tiny models and fbank.")
+@click.option(
+    "--out",
+    default="demo-out",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder.",
+)
+@click.option(
+    "-u",
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    help="Use these upstreams instead of the untrained tiny models and fbank.",
+)
 @click.option("--utterances", type=int, help="Corpus size (default 240).")
 def demo(out: Path, upstreams: tuple[str, ...], utterances: int | None) -> None:
     """Synthesize speech, extract every layer, train five fusions, probe, compare, report.

@@ -9,14 +9,28 @@ import click
 
 @click.command("run")
 @click.argument("recipe")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (default: the recipe's `out`).")
-@click.option("--source", type=click.Path(path_type=Path),
-              help="Corpus folder or manifest, instead of the recipe's [data] source.")
-@click.option("-u", "--upstream", "upstreams", multiple=True,
-              help="Replace the recipe's upstreams (repeat for several).")
-@click.option("--dry-run", is_flag=True,
-              help="Check the recipe, the data and the labels, show the plan, run nothing.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: the recipe's `out`).",
+)
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    help="Corpus folder or manifest, instead of the recipe's [data] source.",
+)
+@click.option(
+    "-u",
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    help="Replace the recipe's upstreams (repeat for several).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the recipe, the data and the labels, show the plan, run nothing.",
+)
 def run(recipe: str, out, source, upstreams, dry_run: bool) -> None:
     """Run RECIPE (a TOML file, or the name of a recipe shipped in pipelines/recipes).
 
@@ -26,12 +40,16 @@ def run(recipe: str, out, source, upstreams, dry_run: bool) -> None:
     from featcache.pipelines.recipe import load_recipe, resolve_recipe
     from featcache.pipelines.run import check, plan, run_recipe
 
-    r = load_recipe(resolve_recipe(recipe), out=out, source=source, upstreams=list(upstreams) or None)
+    r = load_recipe(
+        resolve_recipe(recipe), out=out, source=source, upstreams=list(upstreams) or None
+    )
     if dry_run:
         click.echo(f"recipe {r.name}: {r.description}")
         problems = check(r, log=click.echo)
         for status in plan(r):
-            click.echo(f"  {'done ' if status.done else 'to do'}  {status.stage:<10} {status.target}")
+            click.echo(
+                f"  {'done ' if status.done else 'to do'}  {status.stage:<10} {status.target}"
+            )
         for problem in problems:
             click.echo(f"problem: {problem}")
         if problems:
@@ -49,5 +67,8 @@ def _finish(result) -> None:
     if result.report is not None:
         click.echo(f"\nreport: {result.report.resolve()}")
     if result.failed_utterances:
-        click.echo(f"{result.failed_utterances} utterance(s) failed extraction; see `featcache info`", err=True)
+        click.echo(
+            f"{result.failed_utterances} utterance(s) failed extraction; see `featcache info`",
+            err=True,
+        )
         raise click.exceptions.Exit(3)

@@ -83,7 +83,9 @@ def load_audio(
             str(path), start=first, frames=frames, dtype="float32", always_2d=True
         )  # (n, C)
     except Exception as e:
-        raise AudioError(f"cannot decode {path}: file is corrupt or truncated ({_short(e)})") from None
+        raise AudioError(
+            f"cannot decode {path}: file is corrupt or truncated ({_short(e)})"
+        ) from None
     if data.shape[0] == 0:
         raise AudioError(f"no audio samples in the requested segment of {path}")
     mono = data[:, channel] if channel is not None else data.mean(axis=1)  # (n,)

@@ -140,7 +140,11 @@ def available_voices(engines: tuple[str, ...]) -> list[Voice]:
 
 
 def make_demo_corpus(
-    out: str | Path, utterances: int = 240, seed: int = 0, engines=("espeak", "flite"), progress=None
+    out: str | Path,
+    utterances: int = 240,
+    seed: int = 0,
+    engines=("espeak", "flite"),
+    progress=None,
 ) -> Path:
     """Synthesize the corpus into ``out`` (``wav/*.wav`` + ``manifest.jsonl``); return the manifest.
 
@@ -156,7 +160,11 @@ def make_demo_corpus(
     voices = available_voices(config.engines)
     out = Path(out)
     manifest_path, config_path = out / "manifest.jsonl", out / "demo_data.json"
-    wanted = {**asdict(config), "engines": list(config.engines), "voices": [v.speaker for v in voices]}
+    wanted = {
+        **asdict(config),
+        "engines": list(config.engines),
+        "voices": [v.speaker for v in voices],
+    }
     if manifest_path.exists():
         if config_path.exists() and json.loads(config_path.read_text()) == wanted:
             return manifest_path
@@ -173,7 +181,9 @@ def make_demo_corpus(
     records = plan_corpus(voices, utterances, seed)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         for i, rec in enumerate(records):
-            wav = synthesize(rec["_voice"], rec["text"], rec["language"], rec["style"], rec["_jitter"], Path(tmp))
+            wav = synthesize(
+                rec["_voice"], rec["text"], rec["language"], rec["style"], rec["_jitter"], Path(tmp)
+            )
             _write_wav(out / rec["audio"], wav)
             rec["duration"] = round(len(wav) / SAMPLE_RATE, 4)
             if progress is not None:

@@ -154,7 +154,9 @@ def _data(t: dict, root: Path, where: str, source) -> DataSpec:
     if "demo" in t:
         demo = t["demo"] if isinstance(t["demo"], dict) else {}
         _only(demo, {"utterances", "seed"}, f"{where} demo")
-        return DataSpec("demo", utterances=int(demo.get("utterances", 240)), seed=int(demo.get("seed", 0)))
+        return DataSpec(
+            "demo", utterances=int(demo.get("utterances", 240)), seed=int(demo.get("seed", 0))
+        )
     if "manifest" in t:
         return DataSpec("manifest", manifest=_given(source) or _path(t["manifest"], root))
     if source is None and "source" not in t:

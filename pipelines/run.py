@@ -81,7 +81,11 @@ def plan(recipe: Recipe) -> list[StageStatus]:
         for u in recipe.extract.upstreams
     ]
     stages += [
-        StageStatus("train", str(run_dir(recipe, r.name)), (run_dir(recipe, r.name) / "summary.json").exists())
+        StageStatus(
+            "train",
+            str(run_dir(recipe, r.name)),
+            (run_dir(recipe, r.name) / "summary.json").exists(),
+        )
         for r in recipe.runs
     ]
     if a.label and a.probe:
@@ -153,7 +157,9 @@ def check(recipe: Recipe, log: Log = print) -> list[str]:
 
                 path = Path(tmp) / "manifest.jsonl"
                 try:
-                    import_manifest(recipe.data.importer, recipe.data.source, path, **recipe.data.options)
+                    import_manifest(
+                        recipe.data.importer, recipe.data.source, path, **recipe.data.options
+                    )
                 except FeatcacheError as e:
                     problems.append(f"data: {e}")
                     path = None
@@ -183,7 +189,9 @@ def _check_labels(recipe: Recipe, manifest) -> list[str]:
             )
     splits = set(manifest.labels("split"))
     if recipe.runs and not {"train", "dev"} <= splits:
-        problems.append(f"data: training needs train and dev splits; the manifest has {sorted(splits, key=str)}")
+        problems.append(
+            f"data: training needs train and dev splits; the manifest has {sorted(splits, key=str)}"
+        )
     return problems
 
 
@@ -209,7 +217,11 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
 
     stage("data", str(manifest_path(recipe)), lambda: _make_data(recipe))
     for upstream in recipe.extract.upstreams:
-        stage("extract", f"{cache_dir(recipe)} [{upstream}]", lambda u=upstream: _extract(recipe, u, result))
+        stage(
+            "extract",
+            f"{cache_dir(recipe)} [{upstream}]",
+            lambda u=upstream: _extract(recipe, u, result),
+        )
     for run in recipe.runs:
         stage("train", str(run_dir(recipe, run.name)), lambda r=run: _train(recipe, r, log))
         summary = run_dir(recipe, run.name) / "summary.json"
@@ -219,7 +231,9 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
     if "probe" in keys:
         stage("probe", str(analysis_dir(recipe, "probe")), lambda: _probe(recipe, log))
     if "similarity" in keys:
-        stage("similarity", str(analysis_dir(recipe, "similarity")), lambda: _similarity(recipe, log))
+        stage(
+            "similarity", str(analysis_dir(recipe, "similarity")), lambda: _similarity(recipe, log)
+        )
     if "select" in keys:
         stage("select", str(analysis_dir(recipe, "select")), lambda: _select(recipe, log))
     if a.report:
@@ -289,7 +303,9 @@ def _similarity(recipe: Recipe, log: Log) -> str:
     from featcache.pipelines.analyse import run_similarity
 
     a = recipe.analyse
-    found = run_similarity(cache_dir(recipe), level=a.similarity_level, out=analysis_dir(recipe, "similarity"))
+    found = run_similarity(
+        cache_dir(recipe), level=a.similarity_level, out=analysis_dir(recipe, "similarity")
+    )
     log(format_similarity(found))
     return ""
 
@@ -349,8 +365,17 @@ def format_results(runs: list[dict]) -> str:
     rows = results_rows(runs)
     if not rows:
         return "(no training runs)"
-    metric_names = [m for m in ("accuracy", "macro_f1", "wer", "cer") if any(m in r["test"] or m in r["dev"] for r in rows)]
-    header = ["run", "upstreams", "interface"] + [f"dev {m}" for m in metric_names] + [f"test {m}" for m in metric_names] + ["interface params"]
+    metric_names = [
+        m
+        for m in ("accuracy", "macro_f1", "wer", "cer")
+        if any(m in r["test"] or m in r["dev"] for r in rows)
+    ]
+    header = (
+        ["run", "upstreams", "interface"]
+        + [f"dev {m}" for m in metric_names]
+        + [f"test {m}" for m in metric_names]
+        + ["interface params"]
+    )
     table = [header]
     for r in rows:
         table.append(

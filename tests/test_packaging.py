@@ -36,6 +36,9 @@ def test_wheel_contents(tmp_path, repo_root):
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "featcache = featcache.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
     # every package the source tree has is in the wheel (no forgotten subpackage)
-    src = {p.parent.relative_to(repo_root).as_posix() for p in repo_root.glob("featcache/**/__init__.py")}
+    src = {
+        p.parent.relative_to(repo_root).as_posix()
+        for p in repo_root.glob("featcache/**/__init__.py")
+    }
     for pkg in src:
         assert f"{pkg}/__init__.py" in names, f"{pkg} missing from the wheel"

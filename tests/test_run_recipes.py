@@ -127,4 +127,6 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
 
     again = _cli("run", str(recipe), "--out", str(out), env=env)
     assert again.returncode == 0
-    assert again.stdout.count("already done, skipped") == 1 + 3 + 5 + 3  # data, extract, train, analyses
+    assert (
+        again.stdout.count("already done, skipped") == 1 + 3 + 5 + 3
+    )  # data, extract, train, analyses
