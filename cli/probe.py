@@ -6,16 +6,12 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+
 
 @click.command("probe")
-@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
-@click.option(
-    "-u",
-    "--upstream",
-    "upstreams",
-    multiple=True,
-    help="Upstream (as given to extract, or its store name); repeat; default all.",
-)
+@cache_option()
+@upstreams_option()
 @click.option("--label", required=True, help="Manifest field to predict (e.g. speaker).")
 @click.option(
     "--task",
@@ -31,14 +27,8 @@ import click
     show_default=True,
     help="Probe utterance means (pooled/mean) or frames (utterance label per frame).",
 )
-@click.option(
-    "--split", multiple=True, help="Use only utterances of this split; repeat. Default all."
-)
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path),
-    help="Labels from this manifest instead of the cache's copy (matched by id).",
-)
+@split_option()
+@manifest_option()
 @click.option("--cv", default=5, show_default=True, help="Cross-validation folds.")
 @click.option(
     "--max-frames",

@@ -6,16 +6,18 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import cache_option, manifest_option, upstreams_option
+
 
 @click.command("report")
-@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
+@cache_option()
 @click.option(
     "--runs",
     multiple=True,
     type=click.Path(path_type=Path),
     help="Training run folder(s) (`featcache train --out`); repeat or list several.",
 )
-@click.option("-u", "--upstream", "upstreams", multiple=True, help="Limit to these upstreams.")
+@upstreams_option("Limit to these upstreams.")
 @click.option(
     "--probe",
     "probe_dir",
@@ -35,11 +37,7 @@ import click
     help="Output folder of `featcache select` to show its ranking.",
 )
 @click.option("--label", help="Without --probe: probe this manifest field now.")
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path),
-    help="Labels from this manifest instead of the cache's copy (matched by id).",
-)
+@manifest_option()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="HTML file to write.")
 @click.argument("more_runs", nargs=-1, type=click.Path(path_type=Path))
 def report(

@@ -6,16 +6,12 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+
 
 @click.command("select")
-@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
-@click.option(
-    "-u",
-    "--upstream",
-    "upstreams",
-    multiple=True,
-    help="Candidate upstream; repeat; default every store in the cache.",
-)
+@cache_option()
+@upstreams_option("Candidate upstream; repeat; default every store in the cache.")
 @click.option("--label", required=True, help="Manifest field of the task (e.g. speaker).")
 @click.option(
     "--task",
@@ -31,12 +27,8 @@ import click
     type=float,
     help="Weight of complementarity (>= 0) in the score.  [default: 0.25]",
 )
-@click.option("--split", multiple=True, help="Probe only utterances of this split; repeat.")
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path),
-    help="Labels from this manifest instead of the cache's copy (matched by id).",
-)
+@split_option("Probe only utterances of this split; repeat.")
+@manifest_option()
 @click.option("--cv", default=5, show_default=True, help="Cross-validation folds of the probes.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the probes' folds.")
 @click.option(

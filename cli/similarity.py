@@ -6,16 +6,12 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+
 
 @click.command("similarity")
-@click.option("--cache", required=True, type=click.Path(path_type=Path), help="Cache folder.")
-@click.option(
-    "-u",
-    "--upstream",
-    "upstreams",
-    multiple=True,
-    help="Upstream (as given to extract, or its store name); repeat; default all.",
-)
+@cache_option()
+@upstreams_option()
 @click.option(
     "--level",
     type=click.Choice(["pooled", "frames"]),
@@ -30,14 +26,8 @@ import click
     type=click.IntRange(min=0),
     help="--level frames: frames sampled (deterministically) per pair; 0 = all.",
 )
-@click.option(
-    "--split", multiple=True, help="Use only utterances of this split; repeat. Default all."
-)
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path),
-    help="Splits from this manifest instead of the cache's copy (matched by id).",
-)
+@split_option()
+@manifest_option("Splits")
 @click.option("--seed", default=0, show_default=True, help="Seed of frame sampling.")
 @click.option(
     "--max-memory",
