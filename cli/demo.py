@@ -35,6 +35,8 @@ def demo(out: Path, upstreams: tuple[str, ...], utterances: int | None) -> None:
     from featcache.pipelines.run import run_recipe
 
     recipe = load_recipe(resolve_recipe("demo"), out=out, upstreams=list(upstreams) or None)
+    if upstreams:
+        recipe.threads = None  # real models use every core
     if utterances is not None:
         recipe.data.utterances = utterances
     if not upstreams:

@@ -22,7 +22,8 @@ importer), the upstreams to extract, the fusion runs to train and the analyses t
 
 In a run, ``upstreams = "all"`` means every extracted upstream and ``"first"`` the first one.
 Relative paths resolve against the recipe file's folder, except ``out``, which resolves against
-the working directory.
+the working directory. A top-level ``threads = N`` sets the torch threads of every stage (tiny
+models run as fast on one thread and do not stall when other jobs share the cores).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Recipe:
     runs: list[RunSpec]
     analyse: AnalyseSpec
     description: str = ""
+    threads: int | None = None  # torch threads for every stage; None = all cores
 
     def run_upstreams(self, run: RunSpec) -> list[str]:
         """The upstream names a training run uses."""
@@ -114,7 +116,9 @@ def load_recipe(path: str | Path, out: str | Path | None = None, source: str | P
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"recipe {path} is not valid TOML: {e}") from None
     where = str(path)
-    _only(raw, {"name", "description", "out", "data", "extract", "train", "analyse"}, where)
+    _only(
+        raw, {"name", "description", "out", "threads", "data", "extract", "train", "analyse"}, where
+    )
     root = path.resolve().parent
     data = _data(_table(raw, "data", where), root, f"{where} [data]", source)
     extract = _extract(_table(raw, "extract", where), f"{where} [extract]", upstreams)
@@ -122,7 +126,11 @@ def load_recipe(path: str | Path, out: str | Path | None = None, source: str | P
     analyse = _analyse(raw.get("analyse", {}), f"{where} [analyse]")
     name = str(raw.get("name", path.stem))
     out_dir = Path(out) if out is not None else Path(raw.get("out", f"featcache-{name}"))
-    recipe = Recipe(name, path, out_dir, data, extract, runs, analyse, raw.get("description", ""))
+    threads = raw.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"{where}: threads must be a positive integer, got {threads!r}")
+    recipe = Recipe(name, path, out_dir, data, extract, runs, analyse, raw.get("description", ""),
+                    threads)  # fmt: skip
     for run in runs:
         missing = [u for u in recipe.run_upstreams(run) if u not in extract.upstreams]
         if missing:

@@ -200,6 +200,10 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
     """Run every stage that is not done yet; return statuses, run summaries and the report path."""
     result = RecipeResult(recipe)
     recipe.out.mkdir(parents=True, exist_ok=True)
+    if recipe.threads:
+        import torch
+
+        torch.set_num_threads(recipe.threads)
     statuses = {(s.stage, s.target): s for s in plan(recipe)}
     started = time.perf_counter()
 
@@ -268,7 +272,7 @@ def _extract(recipe: Recipe, upstream: str, result: RecipeResult) -> str:
     config = ExtractConfig(
         manifest=manifest_path(recipe), upstreams=[upstream], cache=cache_dir(recipe),
         format=e.format, dtype=e.dtype, layers=e.layers, device=e.device,
-        batch_seconds=e.batch_seconds, workers=e.workers,
+        batch_seconds=e.batch_seconds, workers=e.workers, threads=recipe.threads,
     )  # fmt: skip
     done = extract(config)
     failed = sum(s.num_failed for s in done.stores)

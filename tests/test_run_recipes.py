@@ -70,6 +70,10 @@ def test_recipe_errors_name_the_file_and_key(tmp_path):
                    '[[train.runs]]\nname = "x"\nupstreams = ["hubert-base"]\n')  # fmt: skip
     with pytest.raises(ConfigError, match="run 'x' uses"):
         load_recipe(bad)
+    bad.write_text('threads = 0\n[data]\ndemo = {}\n[extract]\nupstreams = ["fbank"]\n')
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
+        load_recipe(bad)
+    assert load_recipe(RECIPES / "demo.toml").threads == 1
     with pytest.raises(ConfigError, match="no recipe 'nope'"):
         resolve_recipe("nope")
     assert resolve_recipe("demo").name == "demo.toml"
