@@ -75,18 +75,18 @@ def train_step(model, optimizer, task, batch) -> float:
     return float(loss.detach())
 
 
-def cached_epoch(parts, train, sampler, model, optimizer, workers: int) -> float:
-    import torch
-
-    from featcache.train.data import Collate
+def cached_epoch(parts, train, sampler, model, optimizer, workers: int, stats=None) -> float:
+    """One epoch fed by the trainer's loader (``make_loader`` + ``to_float32``, as in
+    ``Trainer.train_epoch`` on CPU); ``stats`` (a dict) receives the first batch's wait."""
+    from featcache.train.data import make_loader, to_float32
 
     task = parts["task"]
-    loader = torch.utils.data.DataLoader(train, batch_sampler=sampler, num_workers=workers,
-                                         collate_fn=Collate(task.collate),
-                                         prefetch_factor=4 if workers else None)  # fmt: skip
+    loader = make_loader(train, sampler, task.collate, workers)
     started = time.perf_counter()
-    for batch in loader:
-        train_step(model, optimizer, task, batch)
+    for n, batch in enumerate(loader):
+        if n == 0 and stats is not None:
+            stats["first_batch_s"] = time.perf_counter() - started
+        train_step(model, optimizer, task, to_float32(batch))
     return time.perf_counter() - started
 
 

@@ -109,6 +109,10 @@ def test_reader_api(tmp_path, fmt):
         assert got.dtype == np.float32 and got.shape == a.shape
         np.testing.assert_array_equal(got, a.astype(np.float16).astype(np.float32))
     np.testing.assert_array_equal(r.get("utt03", layers=[7, 0]), r.get("utt03")[:, [2, 0]])
+    stored = r.get("utt03", dtype=None)  # as stored: float16, no cast
+    assert stored.dtype == np.float16
+    np.testing.assert_array_equal(stored, arrays["utt03"].astype(np.float16))
+    assert r.get("utt03", layers=[7, 0], dtype=None).dtype == np.float16
     layer4 = pickle.loads(pickle.dumps(r)).layer(4)  # dask (sum T, D), reopened lazily
     assert layer4.shape == (sum(map(len, arrays.values())), 8)
     expected = np.concatenate([a[:, 1] for a in arrays.values()]).astype(np.float16)

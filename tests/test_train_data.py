@@ -15,6 +15,7 @@ from featcache.train.data import (
     Collate,
     FrameBatchSampler,
     join_caches,
+    to_float32,
 )
 
 
@@ -124,3 +125,34 @@ def test_ranks_get_equal_disjoint_shares():
     assert len({len(s) for s in shares}) == 1
     seen = [tuple(b) for s in shares for b in s]
     assert set(seen) == {tuple(b) for b in full.batches}
+
+
+@pytest.mark.parametrize("store_format", ["zarr", "hdf5"])
+def test_float16_store_ships_float16_batches_that_cast_back_exactly(tmp_path, store_format):
+    manifest = _manifest(tmp_path)
+    rng = np.random.default_rng(2)
+    arrays = {u: rng.standard_normal((6 + i, 2, 3)).astype(np.float32)
+              for i, u in enumerate(manifest.ids())}  # fmt: skip
+    cache = tmp_path / "cache"
+    write_cache(cache, "half", arrays, manifest, format=store_format, dtype="float16")
+    reader = open_cache(cache, "half")
+    joined = join_caches([reader], manifest, "speaker")
+    ids = joined.ids["train"]
+    data = CachedDataset([reader], ids, joined.frames, [0, 1, 0, 1], ["s0", "s1", "s0", "s1"])
+    assert data[0]["features"][0].dtype == torch.float16
+    sampler = FrameBatchSampler(data.lengths, 100)
+    collate = Collate(lambda t: {"target": torch.tensor(t)})
+    (batch,) = list(torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
+                                                num_workers=1))  # fmt: skip
+    assert batch["features"][0].dtype == torch.float16
+    features = to_float32(batch)["features"][0]  # (L, B, T, D)
+    assert features.dtype == torch.float32
+    for b, utt in enumerate(batch["ids"]):
+        stored = torch.from_numpy(reader.get(utt))  # float32 (T, L, D)
+        t = stored.shape[0]
+        assert torch.equal(features[:, b, :t], stored.permute(1, 0, 2))  # bit-identical
+        assert torch.all(features[:, b, t:] == 0)
+    one_layer = CachedDataset([reader], ids, joined.frames, [0] * 4, ["s0"] * 4, [[1]])
+    x = one_layer[2]["features"][0]  # (T, 1, D)
+    assert x.dtype == torch.float16
+    assert torch.equal(x.float(), torch.from_numpy(reader.get(ids[2], layers=[1])))

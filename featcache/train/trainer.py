@@ -22,7 +22,7 @@ from torch import nn
 
 from featcache.train import checkpoint
 from featcache.train.config import TrainConfig
-from featcache.train.data import CachedDataset, Collate, FrameBatchSampler
+from featcache.train.data import CachedDataset, FrameBatchSampler, make_loader, to_float32
 from featcache.train.distributed import Dist, barrier
 from featcache.train.model import FusionModel, move_batch
 
@@ -142,16 +142,13 @@ class Trainer:
             rank=self.dist.rank if shuffle else 0,
             world_size=self.dist.world_size if shuffle else 1,
         )
-        workers = self.config.num_workers
-        loader = torch.utils.data.DataLoader(
+        loader = make_loader(
             dataset,
-            batch_sampler=sampler,
-            collate_fn=Collate(self.task.collate),
-            num_workers=workers,
+            sampler,
+            self.task.collate,
+            self.config.num_workers,
             pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if workers else None,
-            persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(self.config.seed),
+            seed=self.config.seed,
         )
         self._loaders[split] = loader
         return loader
@@ -183,7 +180,7 @@ class Trainer:
             micro += 1
             state["batch"] += 1
             boundary = micro % cfg.grad_accum == 0 or state["batch"] == total
-            batch = move_batch(batch, self.device)
+            batch = to_float32(move_batch(batch, self.device))
             sync = contextlib.nullcontext()
             if self.dist.enabled and not boundary:
                 sync = self.ddp.no_sync()
@@ -241,7 +238,7 @@ class Trainer:
         self.model.eval()
         refs, preds = [], []
         for batch in self.loader(split, shuffle=False):
-            batch = move_batch(batch, self.device)
+            batch = to_float32(move_batch(batch, self.device))
             with self.autocast():
                 outputs = self.model(batch["features"], batch["mask"])
             preds += self.task.decode(outputs.float(), batch)
