@@ -84,6 +84,20 @@ class Upstream:
             f"{self.frame_rate:g} frames/s, device={self.device})"
         )
 
+    def describe(self, source, revision, architecture: str, model_config: dict, **extra) -> dict:
+        """The provenance dict every store records for this upstream (see the class attributes)."""
+        return {
+            "name": self.name,
+            "source": source,
+            "revision": revision,
+            "architecture": architecture,
+            "config_sha256": config_sha256(model_config),
+            "frame_rate": self.frame_rate,
+            "num_layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            **extra,
+        }
+
     def num_frames(self, num_samples: int) -> int:
         """Number of output frames T for a waveform of ``num_samples`` samples."""
         raise NotImplementedError

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from featcache.upstreams.base import SAMPLE_RATE, Upstream, config_sha256
+from featcache.upstreams.base import SAMPLE_RATE, Upstream
 
 FBANK_CONFIG = {
     "type": "kaldi-fbank",
@@ -79,17 +79,10 @@ class FbankUpstream(Upstream):
         self._window = hann.pow(0.85).float().to(device)  # Povey window
         banks = kaldi_mel_banks(cfg["num_mel_bins"], cfg["n_fft"], SAMPLE_RATE)
         self._banks_t = torch.from_numpy(banks).T.contiguous().to(device)  # (F + 1, M)
-        self.provenance = {
-            "name": name,
-            "source": "featcache built-in (Kaldi-style log-mel filterbank)",
-            "revision": None,
-            "architecture": "KaldiFbank",
-            "config_sha256": config_sha256(cfg),
-            "config": dict(cfg),
-            "frame_rate": self.frame_rate,
-            "num_layers": 1,
-            "hidden_size": self.hidden_size,
-        }
+        self.provenance = self.describe(
+            "featcache built-in (Kaldi-style log-mel filterbank)", None, "KaldiFbank", cfg,
+            config=dict(cfg),
+        )  # fmt: skip
         self.policy = {
             "batching": "single",
             "padding": "none (each frame sees only its own 400 samples)",

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from featcache.errors import UpstreamError
-from featcache.upstreams.base import Upstream, config_sha256, plan_batches
+from featcache.upstreams.base import Upstream, plan_batches
 from featcache.upstreams.device import autocast_context, host_buffer, to_device
 
 FAMILY_CLASSES = {
@@ -142,17 +142,9 @@ class SSLUpstream(Upstream):
             else "none",
             "autocast": str(autocast).replace("torch.", "") if autocast is not None else None,
         }
-        self.provenance = {
-            "name": name,
-            "source": source,
-            "revision": revision,
-            "architecture": type(model).__name__,
-            "config_sha256": config_sha256(config.to_dict()),
-            "frame_rate": self.frame_rate,
-            "num_layers": self.num_layers,
-            "hidden_size": self.hidden_size,
-            **(extra_provenance or {}),
-        }
+        self.provenance = self.describe(
+            source, revision, type(model).__name__, config.to_dict(), **(extra_provenance or {})
+        )
 
     def _standard_stack(self):
         return (tuple(self._kernels), tuple(self._strides)) == STANDARD_STACK

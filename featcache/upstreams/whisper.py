@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from featcache.errors import UpstreamError
-from featcache.upstreams.base import Upstream, config_sha256
+from featcache.upstreams.base import Upstream
 from featcache.upstreams.device import autocast_context, host_buffer, to_device
 
 
@@ -83,17 +83,9 @@ class WhisperUpstream(Upstream):
             "input_normalization": "none",
             "autocast": str(autocast).replace("torch.", "") if autocast is not None else None,
         }
-        self.provenance = {
-            "name": name,
-            "source": source,
-            "revision": revision,
-            "architecture": type(encoder).__name__,
-            "config_sha256": config_sha256(config.to_dict()),
-            "frame_rate": self.frame_rate,
-            "num_layers": self.num_layers,
-            "hidden_size": self.hidden_size,
-            **(extra_provenance or {}),
-        }
+        self.provenance = self.describe(
+            source, revision, type(encoder).__name__, config.to_dict(), **(extra_provenance or {})
+        )
 
     def num_frames(self, num_samples: int) -> int:
         """T = ceil(n / 320): frames whose centre (sample 320 i) lies inside the audio.
