@@ -16,9 +16,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = REPO.parent / "shared" / "models"
 
 
-@pytest.fixture(scope="session", autouse=True)
+def pytest_configure(config):
+    """One torch thread from the start, so module-scoped fixtures (caches built with models) too."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
-    """Tiny models run fastest (and bit-identically) on one thread; parallel tests share 2 cores."""
+    """One torch thread in every test, whatever an earlier test set.
+
+    Tiny models run fastest and bit-identically on one thread; two threads spinning against
+    other processes on two shared cores make them ~100x slower.
+    """
     import torch
 
     torch.set_num_threads(1)

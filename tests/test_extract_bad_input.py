@@ -14,16 +14,6 @@ from featcache.store import open_cache
 SR = 16000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _bad_corpus(root):
     """Good files, files that must work after conversion, and ten kinds of bad input."""
     rng = np.random.default_rng(0)

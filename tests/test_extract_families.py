@@ -23,17 +23,6 @@ FAMILIES = ["hubert", "wav2vec2", "wavlm", "data2vec", "whisper"]
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two shared cores: OpenMP threads spinning against each other make tiny models 100x slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Tone, noise and (equal-length) twin utterances, plus one espeak-ng sentence."""

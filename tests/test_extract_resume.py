@@ -21,17 +21,6 @@ UPSTREAM = "fbank"  # no transformers import: the subprocess starts fast
 STORE = "fbank.zarr"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two shared cores: OpenMP threads spinning against each other make tiny models 100x slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _corpus(root: Path, n: int, seed=0, seconds=0.3) -> Path:
     import soundfile as sf
 

@@ -37,7 +37,6 @@ def _features(rng, label: int, frames: int, offset: float, scale: float) -> np.n
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """72 utterances (48 train, 12 dev, 12 test); dev/test are offset by -1 from train."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("normalize")
     rng = np.random.default_rng(0)
     records, arrays = [], {}

@@ -31,7 +31,6 @@ def cache(tmp_path_factory):
     from featcache.testing.corpus import make_speech_corpus
     from featcache.upstreams import load_upstream
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("resume")
     manifest = make_speech_corpus(root / "corpus", utterances=36)
     upstream = load_upstream("fbank")

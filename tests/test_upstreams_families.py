@@ -17,11 +17,6 @@ SSL = ["random:tiny-hubert", "random:tiny-wav2vec2", "random:tiny-wavlm", "rando
 ALL = [*SSL, "random:tiny-whisper"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _wav(n, seed=0):
     return (0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
 

@@ -18,11 +18,6 @@ from featcache.upstreams.loading import load_checked
 FAMILIES = ["hubert", "wav2vec2", "wavlm", "data2vec", "whisper"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _wav(n=9000):
     return (0.1 * np.random.default_rng(5).standard_normal(n)).astype(np.float32)
 

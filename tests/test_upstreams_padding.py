@@ -15,11 +15,6 @@ LAYER_NORM = ["random:tiny-hubert-ln", "random:tiny-wav2vec2-ln", "random:tiny-w
 LENGTHS = [16000, 9000, 4100, 16000, 9000]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _wavs(lengths=LENGTHS):
     rng = np.random.default_rng(1)
     return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in lengths]

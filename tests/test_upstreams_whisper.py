@@ -17,11 +17,6 @@ from featcache.upstreams.loading import checkpoint_keys, load_checked
 WINDOW = 480000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _chirp(seconds, seed=0):
     n = int(seconds * 16000)
     t = np.arange(n) / 16000
