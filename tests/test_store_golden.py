@@ -83,7 +83,7 @@ def array_digests(path: Path, fmt: str) -> dict[str, str]:
             )
     for name, values in sorted(items):
         values = np.asarray(values)
-        if values.dtype.kind in "OUS":
+        if values.dtype.kind in "OUST":
             data = "\0".join(map(str, values.tolist())).encode("utf-8")
         else:
             data = values.dtype.str.encode() + str(values.shape).encode() + values.tobytes()
