@@ -75,11 +75,11 @@ def array_digests(path: Path, fmt: str) -> dict[str, str]:
         items = []
         with h5py.File(path, "r") as f:
             f.visititems(
-                lambda name, obj: items.append(
-                    (name, obj.asstr()[...] if obj.dtype.kind == "O" else obj[...])
+                lambda name, obj: (
+                    items.append((name, obj.asstr()[...] if obj.dtype.kind == "O" else obj[...]))
+                    if isinstance(obj, h5py.Dataset)
+                    else None
                 )
-                if isinstance(obj, h5py.Dataset)
-                else None
             )
     for name, values in sorted(items):
         values = np.asarray(values)
