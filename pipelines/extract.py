@@ -21,6 +21,7 @@ from featcache.errors import ConfigError
 from featcache.pipelines.extract_parts import PartJob, compute_part, run_part, writer_executor
 from featcache.store import COMPRESSIONS, DTYPES, FORMATS, Cache
 from featcache.store.builder import DEFAULT_PART_SIZE
+from featcache.store.location import is_url
 
 
 @dataclass
@@ -29,7 +30,7 @@ class ExtractConfig:
 
     manifest: Path
     upstreams: list[str]
-    cache: Path
+    cache: Path | str  # a folder, or an fsspec URL (s3://bucket/prefix): Zarr only
     format: str = "zarr"
     dtype: str = "float16"
     compression: str = "lz4"
@@ -43,6 +44,7 @@ class ExtractConfig:
     part_size: int = DEFAULT_PART_SIZE
     threads: int | None = None
     progress: bool = True
+    storage_options: dict = field(default_factory=dict)  # for a URL cache, beyond the environment
 
 
 @dataclass
@@ -94,7 +96,7 @@ def extract(config: ExtractConfig) -> ExtractResult:
 
     _check_options(config)
     manifest = Manifest.load(config.manifest)
-    cache = Cache.create(config.cache)
+    cache = Cache.create(config.cache, config.storage_options)
     cache.accept_manifest(manifest, config.overwrite, rebuilding=config.upstreams)
     client, cluster = _start_dask(config)
     try:
@@ -254,6 +256,12 @@ def _threads_per_process(config: ExtractConfig) -> int | None:
 def _check_options(config: ExtractConfig) -> None:
     if config.format not in FORMATS:
         raise ConfigError(f"--format {config.format!r}: use one of {', '.join(FORMATS)}")
+    if is_url(config.cache) and not str(config.cache).startswith("file://"):
+        if config.format != "zarr":
+            raise ConfigError(
+                f"--format {config.format} with --cache {config.cache}: object storage has no "
+                f"in-place file updates, which an HDF5 file needs; use --format zarr for a URL"
+            )
     if config.dtype not in DTYPES:
         raise ConfigError(f"--dtype {config.dtype!r}: use one of {', '.join(DTYPES)}")
     if config.compression not in COMPRESSIONS:

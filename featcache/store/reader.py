@@ -15,6 +15,7 @@ import numpy as np
 from featcache.errors import StoreError
 from featcache.store import format_of, get_backend, store_name_of
 from featcache.store.base import CHUNK_FRAMES
+from featcache.store.location import as_location, is_remote
 
 DASK_ROWS = 8 * CHUNK_FRAMES  # frames per dask chunk of layer(l)
 
@@ -24,7 +25,13 @@ class CacheReader:
 
     Attributes
     ----------
-    path : Path
+    path : Path or RemoteDir
+        A local store, or a Zarr store on object storage (read by whole chunks, each request
+        for an utterance's frames fetching all its chunks concurrently).
+    chunk_cache : str or None
+        For a store on object storage: a local folder where each chunk read is kept (fsspec's
+        ``simplecache``), so a second epoch reads from local disk. Frames only; the index and
+        attrs are always read from the store. None for local stores.
     format : str
         "zarr" or "hdf5".
     name : str
@@ -45,9 +52,12 @@ class CacheReader:
         Failed utterance id -> reason.
     """
 
-    def __init__(self, path):
-        self.path = Path(path)
+    def __init__(self, path, chunk_cache: str | None = None):
+        self.path = as_location(path)
+        self.chunk_cache = str(chunk_cache) if chunk_cache and is_remote(self.path) else None
         self.format = format_of(self.path)
+        if is_remote(self.path) and get_backend(self.format).single_file:
+            raise StoreError(f"{self.path}: HDF5 stores are read from local files only; copy it")
         self.name = store_name_of(self.path)
         self._handle = None
         handle = self._open()
@@ -86,7 +96,11 @@ class CacheReader:
 
     def _open(self):
         if self._handle is None:
-            self._handle = get_backend(self.format).open_read(self.path)
+            backend = get_backend(self.format)
+            if self.chunk_cache is None:
+                self._handle = backend.open_read(self.path)
+            else:
+                self._handle = backend.open_read(self.path, chunk_cache=self.chunk_cache)
         return self._handle
 
     def index(self, utt_id: str) -> int:
@@ -188,5 +202,9 @@ class _LazyFrames:
 
     def __getitem__(self, key):
         if self._handle is None:
-            self._handle = get_backend(self.format).open_read(self.path)
+            backend = get_backend(self.format)
+            if self.chunk_cache is None:
+                self._handle = backend.open_read(self.path)
+            else:
+                self._handle = backend.open_read(self.path, chunk_cache=self.chunk_cache)
         return self._handle.frames(self.k)[key]

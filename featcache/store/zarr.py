@@ -21,6 +21,7 @@ Strings (``utt_id``, ``errors/*``) use zarr 3's variable-length UTF-8 type; plai
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from featcache.store.base import (
     PartMeta,
     PartSink,
 )
+from featcache.store.location import RemoteDir, is_remote
 from featcache.store.paths import remove_path, tmp_name, work_dir
 
 PART_ATTR = "featcache_part"
@@ -51,7 +53,12 @@ def frame_compressors(compression: str = DEFAULT_COMPRESSION):
 
 
 class ZarrBackend(Backend):
-    """Stores as Zarr v3 groups on the local file system."""
+    """Stores as Zarr v3 groups in a local folder or on object storage (an fsspec URL).
+
+    Locally a part is written into the work folder and renamed into place. Object storage has
+    no rename: there a part is written in place and its group metadata, written last, marks it
+    complete (:class:`_MarkerPartSink`).
+    """
 
     name = "zarr"
     suffix = ".zarr"
@@ -59,7 +66,7 @@ class ZarrBackend(Backend):
     def create(self, path: Path, attrs: dict) -> None:
         import zarr
 
-        group = zarr.create_group(store=str(path), attributes={"featcache": attrs})
+        group = zarr.create_group(store=_zstore(path), attributes={"featcache": attrs})
         group.create_group("parts")
 
     def read_attrs(self, path: Path) -> dict:
@@ -73,13 +80,21 @@ class ZarrBackend(Backend):
     def begin_part(
         self, path: Path, k: int, shape_ld: tuple[int, int], dtype: str, compression: str
     ) -> PartSink:
-        return _ZarrPartSink(path, k, shape_ld, dtype, compression)
+        sink = _MarkerPartSink if is_remote(path) else _ZarrPartSink
+        return sink(path, k, shape_ld, dtype, compression)
 
     def complete_parts(self, path: Path) -> dict[int, PartMeta]:
         import zarr
 
         out = {}
         parts = path / "parts"
+        if is_remote(path):  # complete = its marker (the part group's zarr.json) exists
+            names = [p.name for p in parts.iterdir() if p.name.isdigit()]
+            for key, raw in parts.read_many([f"{n}/zarr.json" for n in names]).items():
+                attrs = json.loads(raw).get("attributes", {})
+                if PART_ATTR in attrs:
+                    out[int(key.split("/")[0])] = PartMeta.from_json(attrs[PART_ATTR])
+            return dict(sorted(out.items()))
         for p in parts.iterdir() if parts.is_dir() else ():
             if p.name.isdigit():
                 attrs = zarr.open_group(str(p), mode="r").attrs
@@ -89,7 +104,7 @@ class ZarrBackend(Backend):
     def read_part_pooled(self, path: Path, k: int) -> np.ndarray:
         import zarr
 
-        return zarr.open_array(str(path / "parts" / str(k) / "pooled"), mode="r")[...]
+        return zarr.open_array(_zstore(path / "parts" / str(k) / "pooled"), mode="r")[...]
 
     def finalize(self, path: Path, attrs: dict, index: Index) -> None:
         group = _open(path, "r+")
@@ -111,20 +126,25 @@ class ZarrBackend(Backend):
         _put(errors, "utt_id", np.array(index.error_ids, dtype=str), str)
         _put(errors, "reason", np.array(index.error_reasons, dtype=str), str)
         group.attrs["featcache"] = attrs
+        if is_remote(path):  # an object PUT is whole or absent: no partial files to sweep
+            return
         for stray in path.glob("*/**/*.partial"):  # from a write killed mid-way (zarr's tmp files)
             if stray.relative_to(path).parts[0] != "parts":
                 stray.unlink()
 
-    def open_read(self, path: Path):
-        return ZarrHandle(path)
+    def open_read(self, path: Path, chunk_cache: str | None = None):
+        return ZarrHandle(path, chunk_cache)
 
 
 class ZarrHandle:
-    """Read access to one Zarr store."""
+    """Read access to one Zarr store; frames through a local chunk cache if one is given."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, chunk_cache: str | None = None):
         self.group = _open(path, "r")
         self._frames: dict[int, object] = {}
+        self._frames_group = self.group
+        if chunk_cache is not None and is_remote(path):
+            self._frames_group = _cached_group(path, chunk_cache, self.attrs())
 
     def attrs(self) -> dict:
         return dict(self.group.attrs["featcache"])
@@ -143,7 +163,7 @@ class ZarrHandle:
 
     def frames(self, k: int):
         if k not in self._frames:
-            self._frames[k] = self.group[f"parts/{k}/frames"]
+            self._frames[k] = self._frames_group[f"parts/{k}/frames"]
         return self._frames[k]
 
     def pooled(self) -> np.ndarray:
@@ -205,13 +225,84 @@ class _ZarrPartSink(PartSink):
         remove_path(self._tmp)
 
 
+class _MarkerPartSink(PartSink):
+    """Writes part ``k`` in place on object storage, where nothing can be renamed.
+
+    ``parts/<k>/frames`` and ``parts/<k>/pooled`` come first; the part group's ``zarr.json``,
+    holding the part's metadata, is written last in one PUT (a whole object or none): it is the
+    part's completion marker. Objects left by a writer killed before its marker are removed
+    first, so a rerun rewrites the part whole. Each part is given to one task, so only this
+    process writes under ``parts/<k>/`` and no two writers share an object (zarr loses data
+    when they do, zarr issue 3682).
+    """
+
+    def __init__(self, path: RemoteDir, k: int, shape_ld: tuple[int, int], dtype: str,
+                 compression: str):  # fmt: skip
+        import zarr
+
+        self.shape_ld = shape_ld
+        self._compression = compression
+        self._store = path
+        self._dir = path / "parts" / str(k)
+        self._dir.rmtree()  # a killed writer's half-written part: no marker, so rewrite it
+        num_layers, dim = shape_ld
+        self._frames = zarr.create_array(
+            store=_zstore(self._dir / "frames"),
+            shape=(0, num_layers, dim),
+            chunks=(CHUNK_FRAMES, 1, max(1, dim)),
+            dtype=dtype,
+            compressors=frame_compressors(compression),
+        )
+
+    write = _ZarrPartSink.write
+
+    def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
+        import zarr
+
+        zarr.create_array(
+            store=_zstore(self._dir / "pooled"),
+            shape=pooled.shape,
+            chunks=(max(1, len(pooled)), *pooled.shape[1:]),
+            dtype="float32",
+            compressors=frame_compressors(self._compression),
+        )[...] = pooled
+        if not (self._store / "parts" / "zarr.json").exists():  # create() was killed half-way
+            zarr.open_group(_zstore(self._store), mode="r+").require_group("parts")
+        zarr.create_group(store=_zstore(self._dir), attributes={PART_ATTR: meta.to_json()})
+
+    def abort(self) -> None:
+        self._dir.rmtree()
+
+
+def _cached_group(path: RemoteDir, chunk_cache: str, attrs: dict):
+    """The store's group read through a local simplecache folder.
+
+    Parts never change once complete, but a rebuilt store reuses their names: the cache folder
+    is keyed by the store's URL and its ``created`` stamp and manifest, so a rebuild starts a
+    fresh one.
+    """
+    import hashlib
+
+    import zarr
+
+    key = f"{path.url}|{attrs.get('created')}|{attrs.get('manifest_sha256')}"
+    folder = Path(chunk_cache) / hashlib.sha256(key.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    return zarr.open_group(path.zarr_store(read_only=True, chunk_cache=str(folder)), mode="r")
+
+
+def _zstore(path, read_only: bool = False):
+    """What zarr opens: a local folder's name, or an fsspec store for a URL."""
+    return path.zarr_store(read_only=read_only) if is_remote(path) else str(path)
+
+
 def _open(path: Path, mode: str):
     import zarr
 
-    if not (Path(path) / "zarr.json").exists():
+    if not (path / "zarr.json").exists():
         raise StoreNotFoundError(f"{path}: no Zarr store here; run `featcache extract` first")
     try:
-        return zarr.open_group(str(path), mode=mode)
+        return zarr.open_group(_zstore(path, read_only=mode == "r"), mode=mode)
     except Exception as e:  # a corrupt or foreign folder
         raise StoreError(f"{path}: cannot open as a Zarr v3 group ({e})") from e
 
