@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import CACHE, storage_option
+
 
 @click.command("extract")
 @click.argument("manifest", type=click.Path(path_type=Path))
@@ -20,9 +22,11 @@ import click
 @click.option(
     "--cache",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Cache folder (one store per upstream, plus manifest.jsonl).",
+    type=CACHE,
+    help="Cache folder or URL (s3://bucket/prefix, gs://, az://; Zarr only): one store per "
+    "upstream, plus manifest.jsonl.",
 )
+@storage_option()
 @click.option(
     "--format",
     "format_",
@@ -91,19 +95,21 @@ import click
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def extract(manifest, upstreams, cache, format_, dtype, compression, layers, device, autocast,
             batch_seconds, workers, scheduler, part_size, threads, overwrite,
-            no_progress) -> None:  # fmt: skip
+            no_progress, storage_options) -> None:  # fmt: skip
     """Run each upstream once over MANIFEST and cache every hidden layer in --cache.
 
     Rerun the same command after a crash to resume; finished parts are kept. Utterances whose
     audio cannot be used are listed at the end; the exit code is 3 if any failed.
     """
     from featcache.pipelines import extract as pipeline
+    from featcache.store.location import parse_storage_options
 
     config = pipeline.ExtractConfig(
         manifest=manifest, upstreams=list(upstreams), cache=cache, format=format_, dtype=dtype,
         compression=compression, layers=layers, device=device, autocast=autocast,
         batch_seconds=batch_seconds, workers=workers, scheduler=scheduler, overwrite=overwrite,
         part_size=part_size, threads=threads, progress=not no_progress,
+        storage_options=parse_storage_options(storage_options),
     )  # fmt: skip
     result = pipeline.extract(config)
     for s in result.stores:

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import CACHE, storage_option, with_cache_location
+
 
 @click.command("info")
-@click.argument("cache", type=click.Path(path_type=Path))
+@click.argument("cache", type=CACHE)
+@storage_option()
 @click.option(
     "--errors",
     "show_errors",
@@ -17,8 +20,9 @@ import click
     help="Failed utterances listed per store.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@with_cache_location
 def info(cache: Path, show_errors: int, as_json: bool) -> None:
-    """Show what cache folder CACHE holds, one store per upstream.
+    """Show what cache CACHE (a folder or a URL such as s3://bucket/cache) holds, per upstream.
 
     Per store: utterances done and failed, layers, dims, frame rate, dtype, size on disk, and the
     upstream's provenance and padding/window policy.

@@ -6,11 +6,17 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import CACHE, storage_option
+
 INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, gumd, gumd:soft"
 
 
 @click.command("train")
-@click.option("--cache", type=click.Path(path_type=Path), help="Cache folder (from extract).")
+@click.option("--cache", type=CACHE, help="Cache folder or URL (s3://bucket/prefix; from extract).")
+@storage_option()
+@click.option("--chunk-cache", type=click.Path(path_type=Path),
+              help="URL cache: keep each chunk read in this local folder, so later epochs and "
+                   "runs read it from local disk.")  # fmt: skip
 @click.option("-u", "--upstream", "upstreams", multiple=True,
               help="Upstream as given to extract, or its store name; repeat to fuse several "
                    "(default: every upstream in the cache).")  # fmt: skip
@@ -53,11 +59,13 @@ def train(config_file, overwrite, **options) -> None:
     --label speaker --interface hconv --out runs/hconv
     """
     from featcache.pipelines.train import train as run_train
+    from featcache.store.location import parse_storage_options
     from featcache.train.config import resolve_config
 
     options["upstreams"] = list(options["upstreams"])
-    for key in ("cache", "out", "manifest"):
+    for key in ("cache", "out", "manifest", "chunk_cache"):
         if options[key] is not None:
             options[key] = str(options[key])
+    options["storage_options"] = parse_storage_options(options["storage_options"]) or None
     config = resolve_config(options, config_file)
     run_train(config, log=click.echo, overwrite=overwrite)

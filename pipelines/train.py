@@ -62,8 +62,8 @@ def prepare(
     from featcache.train.model import FusionModel
     from featcache.train.normalize import Standardize, estimate
 
-    cache = Cache.open(config.cache)
-    readers = list(cache.readers(config.upstreams).values())
+    cache = Cache.open(config.cache, config.storage_options or None)
+    readers = list(cache.readers(config.upstreams, chunk_cache=config.chunk_cache).values())
     manifest = Manifest.load(config.manifest) if config.manifest else cache.manifest()
     joined = join_caches(readers, manifest, config.label, config.split_field)
     for line in joined.warnings():
@@ -122,7 +122,7 @@ def prepare(
 
 
 # options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every")
+EXECUTION_ONLY = ("num_workers", "save_every", "storage_options", "chunk_cache")
 
 
 def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:

@@ -54,6 +54,10 @@ class TrainConfig:
     align_dim: str = "interpolate"
     normalize: str = "global"
     normalize_utterances: int = 200
+    # a URL cache's file-system options (secrets are not written to config.json) and the
+    # local folder of its read-through chunk cache; neither changes what a run computes
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    chunk_cache: str | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -78,7 +82,9 @@ class TrainConfig:
                 raise ConfigError(message)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["storage_options"] = _public(values["storage_options"])
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -97,6 +103,20 @@ class TrainConfig:
         if isinstance(clean.get("upstreams"), str):
             clean["upstreams"] = [clean["upstreams"]]
         return cls(**clean)
+
+
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas")
+
+
+def _public(options: dict) -> dict:
+    """Storage options without credentials (nested dicts too), safe to write to a run folder."""
+    out = {}
+    for k, v in options.items():
+        if isinstance(v, dict):
+            out[k] = _public(v)
+        elif not any(word in k.lower() for word in _SECRET_WORDS):
+            out[k] = v
+    return out
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
