@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featcache.errors import ConfigError
+from featcache.errors import ConfigError, StoreError
 from featcache.pipelines.extract_parts import PartJob, compute_part, run_part, writer_executor
 from featcache.store import COMPRESSIONS, DTYPES, FORMATS, Cache
 from featcache.store.builder import DEFAULT_PART_SIZE
@@ -183,19 +183,32 @@ def _run_local(upstream, jobs, client, bar) -> None:
 
 
 def _run_dask(upstream, jobs, client, bar) -> None:
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     run_id = uuid.uuid4().hex[:8]  # keys stay unique when several runs share a scheduler
     futures = [
         client.submit(run_part, job, key=f"featcache-{job.path.name}-part-{job.k}-{run_id}")
         for job in jobs
     ]
+    lost = []
     try:
         for future in as_completed(futures):
+            if future.status == "error" and isinstance(future.exception(), KilledWorker):
+                lost.append(future.key)  # other parts go on: no task of this run outlives it
+                continue
             out = future.result()
+            # forget the result at once: were its worker lost later, dask would recompute the
+            # part and rewrite it while a rerun may write it too
+            future.release()
             bar.update(out["utterances"], out["audio_seconds"], out["forward_seconds"])
     finally:
         bar.close()
+    if lost:
+        raise StoreError(
+            f"{jobs[0].path}: {len(lost)} part(s) lost with a dask worker that died (e.g. "
+            f"{lost[0]}); every other part is complete and kept: rerun the same command to "
+            f"compute the rest"
+        )
 
 
 class _Progress:

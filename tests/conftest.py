@@ -85,7 +85,7 @@ def s3(s3_server, request, monkeypatch):
     (as a user sets AWS_ENDPOINT_URL etc.). ``s3.bucket`` is ``s3://<bucket>``."""
     import re
 
-    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:50] or "test"
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-") or "test"
     s3_server.bucket = s3_server.make_bucket(name)
     for key, value in s3_server.env.items():
         monkeypatch.setenv(key, value)
