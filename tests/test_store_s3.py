@@ -198,3 +198,27 @@ def test_parse_storage_options():
                    "client_kwargs": {"region_name": "eu"}, "config_kwargs": {"a": 1}}  # fmt: skip
     with pytest.raises(ConfigError, match="key=value"):
         parse_storage_options(["endpoint_url"])
+
+
+def test_chunk_cache_serves_the_second_read_locally(corpus, local, s3, tmp_path):
+    """With a chunk cache, every frame chunk read once is kept on local disk: a second pass
+    reads the same values even after the bucket's frame chunks are gone."""
+    url = f"{s3.bucket}/cache"
+    extract(_config(corpus, url))
+    reader = Cache.open(url).readers(["fbank"], chunk_cache=str(tmp_path / "chunks"))["fbank"]
+    want = open_cache(local, "fbank")
+    first = {u: reader.get(u) for u in reader.utterances}
+    cached = [p for p in (tmp_path / "chunks").rglob("*") if p.is_file()]
+    assert len(cached) >= 5  # at least one chunk per part
+    fs = s3.filesystem()
+    for key in fs.find(f"{url[5:]}/fbank.zarr/parts"):
+        if "/frames/c/" in key:
+            fs.rm(key)
+    with pytest.raises(Exception):  # noqa: B017 (any read error: the objects are gone)
+        np.testing.assert_array_equal(open_cache(url, "fbank").get("u0"), want.get("u0"))
+    import pickle
+
+    again = pickle.loads(pickle.dumps(reader))  # as a DataLoader worker gets it
+    for u in want.utterances:
+        np.testing.assert_array_equal(again.get(u), want.get(u))
+        np.testing.assert_array_equal(first[u], want.get(u))

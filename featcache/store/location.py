@@ -194,9 +194,13 @@ class RemoteDir:
 
         if chunk_cache is None:
             return FsspecStore.from_url(self.url, self.storage_options, read_only=read_only)
-        protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
-        options = {protocol: self.storage_options, "simplecache": {"cache_storage": chunk_cache}}
-        return FsspecStore.from_url(f"simplecache::{self.url}", options, read_only=True)
+        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+        from fsspec.implementations.cached import SimpleCacheFileSystem
+
+        # whole objects (chunks) are fetched once into the folder, then read from there
+        cached = SimpleCacheFileSystem(fs=self.fs, cache_storage=chunk_cache, same_names=False)
+        wrapped = AsyncFileSystemWrapper(cached, asynchronous=True)
+        return FsspecStore(wrapped, path=self.path, read_only=True)
 
 
 def write_file(path, data: bytes | str) -> None:
