@@ -15,6 +15,7 @@ environment's ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``..., ``~/.aws``) plus e
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from featcache.errors import ConfigError, StoreError
@@ -82,8 +83,9 @@ class RemoteDir:
         from fsspec.core import url_to_fs
 
         self.storage_options = dict(storage_options or {})
+        self._pid = os.getpid()
         try:
-            self.fs, path = url_to_fs(url, use_listings_cache=False, **self.storage_options)
+            self._fs, path = url_to_fs(url, use_listings_cache=False, **self.storage_options)
         except (ImportError, ValueError) as e:
             scheme = url.split("://", 1)[0]
             extra = " (pip install 'featcache[s3]')" if scheme in ("s3", "s3a") else ""
@@ -94,9 +96,24 @@ class RemoteDir:
     @classmethod
     def _child(cls, parent: RemoteDir, path: str) -> RemoteDir:
         child = cls.__new__(cls)
-        child.storage_options, child.fs = parent.storage_options, parent.fs
+        child.storage_options, child._fs, child._pid = (
+            parent.storage_options,
+            parent.fs,
+            parent._pid,
+        )
         child.path, child.url = path, parent.fs.unstrip_protocol(path)
         return child
+
+    @property
+    def fs(self):
+        """The fsspec file system; made afresh in a forked child (async clients are not
+        fork-safe: DataLoader workers inherit readers by fork)."""
+        if self._pid != os.getpid():
+            from fsspec.core import url_to_fs
+
+            self._fs = url_to_fs(self.url, use_listings_cache=False, **self.storage_options)[0]
+            self._pid = os.getpid()
+        return self._fs
 
     def __reduce__(self):  # pickled to dask workers by URL and options
         return (RemoteDir, (self.url, self.storage_options))

@@ -8,6 +8,7 @@ workers; frames are read on demand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,12 @@ class CacheReader:
         return state
 
     def _open(self):
+        if self._handle is not None and self._handle_pid != os.getpid():
+            # inherited by fork (DataLoader workers): a URL store's async client belongs to the
+            # parent's event loop, so open afresh (local files do not mind either way)
+            self._handle = None
         if self._handle is None:
+            self._handle_pid = os.getpid()
             backend = get_backend(self.format)
             if self.chunk_cache is None:
                 self._handle = backend.open_read(self.path)

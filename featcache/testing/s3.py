@@ -107,6 +107,9 @@ class SeaweedS3:
             f"-s3.port={s3}",
             # every bucket is a collection with volumes of its own: small volumes, many allowed
             "-master.volumeSizeLimitMB=64", "-volume.max=500",
+            # the Iceberg and Lance catalogs listen on fixed ports (8181, 9101): two servers
+            # (two test sessions) would collide, so turn them off
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
         self._log = open(self.folder / "weed.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
