@@ -95,26 +95,65 @@ def extract(config: ExtractConfig) -> ExtractResult:
         The manifest differs from the one the cache was built from (other than by added
         utterances), or an existing store was built with other options.
     """
-    from featcache.manifest import Manifest
-    from featcache.upstreams import upstream_slug
-
-    _check_options(config)
-    manifest = Manifest.load(config.manifest)
+    manifest, layers = check_extract(config)
     cache = Path(config.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    slugs = {upstream_slug(name) for name in config.upstreams}
-    check_manifest_change(cache, manifest, config.overwrite, slugs)
     if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != manifest.sha256():
         manifest.write(cache / "manifest.jsonl")
     client, cluster = _start_dask(config)
     try:
-        stores = [_extract_one(config, manifest, name, client) for name in config.upstreams]
+        stores = [
+            _extract_one(config, manifest, name, layers[name], client) for name in config.upstreams
+        ]
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
     return ExtractResult(stores)
+
+
+def check_extract(config: ExtractConfig):
+    """Every check of an extraction, before anything is loaded, computed or written.
+
+    Options, the manifest, the device, every ``-u`` (resolved and its config read, see
+    :func:`featcache.upstreams.precheck.inspect_upstream`), ``--layers`` against each upstream's
+    layer count, and the cache folder (the same manifest, no store of another format).
+
+    Returns
+    -------
+    manifest, layers : (Manifest, dict of str to list of int)
+        The manifest, and the layer indices to keep for each upstream name.
+    """
+    from featcache.manifest import Manifest
+    from featcache.store.base import parse_layers
+    from featcache.upstreams import upstream_slug
+    from featcache.upstreams.device import resolve_autocast, resolve_device
+    from featcache.upstreams.precheck import inspect_upstream
+
+    _check_options(config)
+    by_slug = {}
+    for name in config.upstreams:
+        slug = upstream_slug(name)
+        if slug in by_slug and by_slug[slug] != name:
+            raise ConfigError(
+                f"-u {by_slug[slug]!r} and -u {name!r} would share the store name {slug!r}; "
+                f"pass each upstream once, or copy one folder to another name"
+            )
+        by_slug[slug] = name
+    manifest = Manifest.load(config.manifest)
+    resolve_autocast(config.autocast, resolve_device(config.device))
+    layers = {}
+    for name in config.upstreams:
+        shape = inspect_upstream(name)
+        layers[name] = parse_layers(config.layers, shape.num_layers, f"upstream {name!r}")
+    cache = Path(config.cache)
+    if cache.exists() and not cache.is_dir():
+        raise ConfigError(f"--cache {cache}: is a file; pass a folder (it is created if absent)")
+    check_manifest_change(cache, manifest, config.overwrite, set(by_slug))
+    for name in config.upstreams:
+        _check_other_format(store_path(cache, upstream_slug(name), config.format))
+    return manifest, layers
 
 
 def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: set[str]) -> None:
@@ -159,8 +198,7 @@ def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: se
         )
 
 
-def _extract_one(config, manifest, name, client) -> StoreSummary:
-    from featcache.store.base import parse_layers
+def _extract_one(config, manifest, name, layers, client) -> StoreSummary:
     from featcache.store.builder import StoreBuilder, make_attrs
     from featcache.upstreams import load_upstream, upstream_slug
 
@@ -170,7 +208,6 @@ def _extract_one(config, manifest, name, client) -> StoreSummary:
     device = "cpu" if client is not None else config.device
     upstream = load_upstream(name, device=device, autocast=config.autocast)
     loaded = time.perf_counter()
-    layers = parse_layers(config.layers, upstream.num_layers, f"upstream {name!r}")
     attrs = make_attrs(
         provenance=upstream.provenance,
         sample_rate=upstream.sample_rate,
