@@ -124,24 +124,11 @@ def _extract_done(recipe: Recipe, upstream: str) -> bool:
 # --- checking ----------------------------------------------------------------------------------
 def check(recipe: Recipe, log: Log = print) -> list[str]:
     """Dry run: check data, labels, upstream names, interfaces and tasks; return the problems."""
-    from featcache.fusion.registry import parse_name
-    from featcache.heads.registry import TASKS
     from featcache.manifest import Manifest, validate_manifest
-    from featcache.upstreams.registry import resolve
 
-    problems: list[str] = []
-    for name in recipe.extract.upstreams:
-        try:
-            resolve(name)
-        except FeatcacheError as e:
-            problems.append(str(e))
+    shapes, problems = _check_upstreams(recipe)
     for run in recipe.runs:
-        try:
-            parse_name(run.options.get("interface", "ws"))
-        except FeatcacheError as e:
-            problems.append(f"run {run.name!r}: {e}")
-        if run.options.get("task", "classify") not in TASKS:
-            problems.append(f"run {run.name!r}: unknown task {run.options.get('task')!r}")
+        problems += _check_run(recipe, run, shapes)
 
     manifest = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,6 +160,53 @@ def check(recipe: Recipe, log: Log = print) -> list[str]:
                     log(f"data: {len(manifest)} utterances, fields {', '.join(manifest.fields())}")
         if manifest is not None:
             problems += _check_labels(recipe, manifest)
+    return problems
+
+
+def _check_upstreams(recipe: Recipe) -> tuple[dict[str, list[int]], list[str]]:
+    """Resolve every upstream and read its config (as extract does); the layers each keeps."""
+    from featcache.store.base import parse_layers
+    from featcache.upstreams.precheck import inspect_upstream
+
+    kept, problems = {}, []
+    for name in recipe.extract.upstreams:
+        try:
+            shape = inspect_upstream(name)
+            layers = parse_layers(recipe.extract.layers, shape.num_layers, f"upstream {name!r}")
+            kept[name] = (layers, shape.hidden_size)
+        except FeatcacheError as e:
+            problems.append(f"extract: {e}")
+    return kept, problems
+
+
+def _check_run(recipe: Recipe, run, kept) -> list[str]:
+    """A run's upstreams, task and interface, against the layers extract will keep."""
+    from featcache.fusion.registry import parse_name
+    from featcache.heads.registry import TASKS
+    from featcache.pipelines.train import check_interface
+
+    where = f"run {run.name!r}"
+    task = run.options.get("task", "classify")
+    problems = [] if task in TASKS else [f"{where}: unknown task {task!r}"]
+    names = recipe.run_upstreams(run)
+    unknown = [n for n in names if n not in recipe.extract.upstreams]
+    if unknown:
+        return [*problems, f"{where}: upstream(s) {unknown} are not in [extract] upstreams"]
+    if any(n not in kept for n in names):
+        return problems  # reported under extract
+    interface = run.options.get("interface", "ws")
+    try:
+        base, arg = parse_name(interface)
+        shapes = []
+        for n in names:
+            layers, hidden = kept[n]
+            if base == "layer" and int(arg) not in layers:
+                raise ConfigError(f"layer {arg} of {n!r} is not among the kept layers {layers}")
+            shapes.append((1 if base in ("last", "layer") else len(layers), hidden))
+        check_interface("last" if base == "layer" else interface, shapes,
+                        run.options.get("align_dim", "interpolate"))  # fmt: skip
+    except FeatcacheError as e:
+        problems.append(f"{where}: interface {interface!r}: {e}")
     return problems
 
 

@@ -16,8 +16,11 @@ import pytest
 from featcache.errors import ConfigError
 from featcache.pipelines.recipe import load_recipe, resolve_recipe
 from featcache.testing import layouts
+from featcache.testing.models import fake_hub_cache
+from featcache.upstreams.registry import REGISTRY
 
 RECIPES = Path(__file__).resolve().parents[1] / "pipelines" / "recipes"
+PAPER_UPSTREAMS = ["hubert-base", "wavlm-base-plus", "data2vec-base", "whisper-small"]
 
 
 def _cli(*args, **kw):
@@ -37,8 +40,20 @@ def _cli(*args, **kw):
 )
 def test_paper_recipes_validate_on_fake_layouts(recipe, make_layout, tmp_path):
     source = make_layout(tmp_path / "corpus")
-    done = _cli("run", str(RECIPES / f"{recipe}.toml"), "--source", str(source),
-                "--out", str(tmp_path / "out"), "--dry-run")  # fmt: skip
+    args = ["run", str(RECIPES / f"{recipe}.toml"), "--source", str(source),
+            "--out", str(tmp_path / "out"), "--dry-run"]  # fmt: skip
+    # offline, with an empty hub cache: every upstream is reported as not loadable
+    empty = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "empty-hub"))
+    done = _cli(*args, env=empty)
+    assert done.returncode == 1 and "recipe is valid" not in done.stdout
+    for name in load_recipe(RECIPES / f"{recipe}.toml").extract.upstreams:
+        hub_id = REGISTRY[name]
+        assert f"problem: extract: upstream {hub_id!r} is not in the local model-hub cache" in (
+            done.stdout
+        )
+    # the same recipe with the paper's upstreams in the hub cache (tiny stand-ins) is valid
+    hub = fake_hub_cache(tmp_path / "hub", {REGISTRY[n]: n.split("-")[0] for n in PAPER_UPSTREAMS})
+    done = _cli(*args, env=dict(empty, HF_HUB_CACHE=str(hub)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "recipe is valid" in done.stdout
     for stage in ("data", "extract", "train"):
@@ -134,3 +149,16 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
     assert (
         again.stdout.count("already done, skipped") == 1 + 3 + 5 + 3
     )  # data, extract, train, analyses
+
+
+def test_dry_run_checks_layers_and_interfaces_against_each_upstream(tmp_path):
+    recipe = tmp_path / "r.toml"
+    text = (RECIPES / "demo.toml").read_text()
+    recipe.write_text(text.replace('interface = "chconv"', 'interface = "group-ws:9"'))
+    done = _cli("run", str(recipe), "--out", str(tmp_path / "o"), "--dry-run")
+    assert done.returncode == 1
+    assert "interface 'group-ws:9'" in done.stdout and "K <= 3" in done.stdout
+    recipe.write_text(text.replace("[extract]", '[extract]\nlayers = "0-5"'))
+    done = _cli("run", str(recipe), "--out", str(tmp_path / "o"), "--dry-run")
+    assert done.returncode == 1 and "--layers '0-5'" in done.stdout
+    assert not (tmp_path / "o").exists()
