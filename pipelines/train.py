@@ -303,32 +303,15 @@ def evaluate_run(
     Writes ``RUN/eval_<split>.json`` (the metrics) and ``RUN/predictions_<split>.jsonl`` (id,
     reference and hypothesis of every utterance) and logs the first ``shown`` predictions.
     """
-    from featcache.train import checkpoint
-    from featcache.train.trainer import Trainer
-
-    run = Path(run)
-    if not (run / "best.pt").exists() or not (run / "config.json").exists():
-        raise ConfigError(f"{run}: not a training run folder (no best.pt/config.json); "
-                          "run `featcache train --out RUN` first")  # fmt: skip
-    values = json.loads((run / "config.json").read_text())
-    values.setdefault("normalize", "none")  # runs from before input normalisation existed
-    config = TrainConfig.from_dict(values)
-    if device is not None:
-        config.device = device
-    best = checkpoint.load(run / "best.pt")
-    parts = prepare(config, log, task_state=best["task"], fit_normalize=False)
-    if split not in parts["datasets"]:
-        raise ConfigError(f"{run}: no utterances with {config.split_field}={split} in the cache")
-    parts["model"].load_state_dict(best["model"])
-    trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], run, log=log)
+    trainer, _ = load_run_for_scoring(run, split, log, device)
     ids, refs, preds = trainer.predict(split)
     metrics = trainer.task.score(refs, preds)
-    (run / f"eval_{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_predictions(run / f"predictions_{split}.jsonl", ids, refs, preds, trainer.task)
+    (Path(run) / f"eval_{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_predictions(Path(run) / f"predictions_{split}.jsonl", ids, refs, preds, trainer.task)
     for utt, ref, hyp in list(zip(ids, refs, preds, strict=True))[:shown]:
         log(f"  {utt}: ref {_clip(ref)!r} hyp {_clip(hyp)!r}")
     log(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    log(f"predictions: {run / f'predictions_{split}.jsonl'}")
+    log(f"predictions: {Path(run) / f'predictions_{split}.jsonl'}")
     return metrics
 
 
@@ -348,3 +331,32 @@ def write_predictions(path: Path, ids, refs, preds, task) -> None:
 def _clip(text, width: int = 70) -> str:
     text = str(text)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def load_run_for_scoring(run, split: str, log: Log = print, device: str | None = None):
+    """A run's best checkpoint, loaded with its caches, ready to score ``split``.
+
+    Returns
+    -------
+    trainer, parts : (Trainer, dict)
+        The trainer (``evaluate``/``predict``) and :func:`prepare`'s parts.
+    """
+    from featcache.train import checkpoint
+    from featcache.train.trainer import Trainer
+
+    run = Path(run)
+    if not (run / "best.pt").exists() or not (run / "config.json").exists():
+        raise ConfigError(f"{run}: not a training run folder (no best.pt/config.json); "
+                          "run `featcache train --out RUN` first")  # fmt: skip
+    values = json.loads((run / "config.json").read_text())
+    values.setdefault("normalize", "none")  # runs from before input normalisation existed
+    config = TrainConfig.from_dict(values)
+    if device is not None:
+        config.device = device
+    best = checkpoint.load(run / "best.pt")
+    parts = prepare(config, log, task_state=best["task"], fit_normalize=False)
+    if split not in parts["datasets"]:
+        raise ConfigError(f"{run}: no utterances with {config.split_field}={split} in the cache")
+    parts["model"].load_state_dict(best["model"])
+    trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], run, log=log)
+    return trainer, parts
