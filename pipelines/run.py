@@ -166,7 +166,7 @@ def check(recipe: Recipe, log: Log = print) -> list[str]:
 
 def _check_upstreams(recipe: Recipe) -> tuple[dict[str, list[int]], list[str]]:
     """Resolve every upstream and read its config (as extract does); the layers each keeps."""
-    from featcache.store.base import parse_layers
+    from featcache.store import parse_layers
     from featcache.upstreams.precheck import inspect_upstream
 
     kept, problems = {}, []
