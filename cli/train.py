@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from featcache.train.config import DEFAULT_INTERFACE
+
 INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, gumd, gumd:soft"
 
 
@@ -16,7 +18,7 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
                    "(default: every upstream in the cache).")  # fmt: skip
 @click.option("--task", type=click.Choice(["classify", "ctc"]), help="Head (default classify).")
 @click.option("--label", help="Manifest field to predict (default speaker; text for ctc).")
-@click.option("--interface", help=f"Fusion interface (default ws): {INTERFACES}.")
+@click.option("--interface", help=f"Fusion interface (default {DEFAULT_INTERFACE}): {INTERFACES}.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (rerun to resume).")
 @click.option("--manifest", type=click.Path(path_type=Path),
               help="Labels/splits from this manifest instead of CACHE/manifest.jsonl (by id).")  # fmt: skip

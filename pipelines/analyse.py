@@ -309,7 +309,7 @@ def run_select(
     cv: int = 5,
     seed: int = 0,
     validate: int = 0,
-    interface: str = "hconv",
+    interface: str | None = None,
     train_options: dict | None = None,
     out=None,
     log=print,
@@ -361,10 +361,13 @@ def run_select(
         "similarity": [{"a": a, "b": b, "cka": v} for (a, b), v in selector.similarity_.items()],
         "ranking": ranking,
     }
+    from featcache.train.config import DEFAULT_INTERFACE
+
     out = _out_dir(out)
     if validate:
         result["validation"] = validate_ranking(
-            cache, ranking, validate, label=label, task=task, interface=interface,
+            cache, ranking, validate, label=label, task=task,
+            interface=interface or DEFAULT_INTERFACE,
             manifest=manifest, seed=seed, options=train_options or {},
             runs_dir=(out or Path(".")) / "validate", log=log,
         )  # fmt: skip
@@ -385,6 +388,9 @@ def validation_subsets(ranking: list[dict], n: int) -> list[dict]:
     if len(ranking) <= 2 * n:
         return list(ranking)
     return ranking[:n] + ranking[-n:]
+
+
+MIN_RANK_POINTS = 3  # fewest validation runs whose rank correlation means something
 
 
 def validate_ranking(
@@ -412,7 +418,9 @@ def validate_ranking(
                      "measured": measured, "metric": metric, "run": config.out})  # fmt: skip
     metric = runs[0]["metric"]
     sign = -1.0 if metric.lower() in LOWER_IS_BETTER else 1.0
-    rho = spearman([r["predicted"] for r in runs], [sign * r["measured"] for r in runs])
+    rho = None  # two points always correlate +-1: no evidence either way
+    if len(runs) >= MIN_RANK_POINTS:
+        rho = spearman([r["predicted"] for r in runs], [sign * r["measured"] for r in runs])
     return {"metric": metric, "interface": interface, "runs": runs, "spearman": rho}
 
 

@@ -185,9 +185,10 @@ def _check_run(recipe: Recipe, run, kept) -> list[str]:
     from featcache.fusion.registry import parse_name
     from featcache.heads.registry import TASKS
     from featcache.pipelines.train import check_interface
+    from featcache.train.config import DEFAULT_INTERFACE, DEFAULT_TASK
 
     where = f"run {run.name!r}"
-    task = run.options.get("task", "classify")
+    task = run.options.get("task", DEFAULT_TASK)
     problems = [] if task in TASKS else [f"{where}: unknown task {task!r}"]
     names = recipe.run_upstreams(run)
     unknown = [n for n in names if n not in recipe.extract.upstreams]
@@ -195,7 +196,7 @@ def _check_run(recipe: Recipe, run, kept) -> list[str]:
         return [*problems, f"{where}: upstream(s) {unknown} are not in [extract] upstreams"]
     if any(n not in kept for n in names):
         return problems  # reported under extract
-    interface = run.options.get("interface", "ws")
+    interface = run.options.get("interface", DEFAULT_INTERFACE)
     try:
         base, arg = parse_name(interface)
         shapes = []
@@ -413,20 +414,53 @@ def format_results(runs: list[dict]) -> str:
         ["run", "upstreams", "interface"]
         + [f"dev {m}" for m in metric_names]
         + [f"test {m}" for m in metric_names]
-        + ["interface params"]
+        + ["interface params", "what it shows"]
     )
     table = [header]
+    notes = comparisons(rows, metric_names[0])
     for r in rows:
         table.append(
             [r["run"], r["upstreams"], r["interface"]]
             + [_fmt(r["dev"].get(m)) for m in metric_names]
             + [_fmt(r["test"].get(m)) for m in metric_names]
-            + [f"{r['params'].get('interface', '')}"]
+            + [f"{r['params'].get('interface', '')}", notes.get(r["run"], "")]
         )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def comparisons(rows: list[dict], metric: str) -> dict[str, str]:
+    """What each run's score says, by the comparison that isolates one change.
+
+    A single-model run with another interface than ``ws`` is compared with ``ws`` on the same
+    upstream (the interface's effect); a multi-model run with the best single-model run by dev
+    score (what fusion adds over choosing the best model alone, the comparison the paper's
+    claim rests on). Differences are in test ``metric``; the reference is chosen on dev.
+    """
+    lower = metric in ("wer", "cer")
+    single = [r for r in rows if "+" not in r["upstreams"] and metric in r["dev"]]
+    notes = {}
+    for r in rows:
+        if metric not in r["test"]:
+            continue
+        if "+" not in r["upstreams"]:
+            ref = [s for s in single if s["upstreams"] == r["upstreams"] and s["interface"] == "ws"]
+            if r["interface"] != "ws" and ref:
+                notes[r["run"]] = _delta(r, ref[0], metric, f"{r['interface']} vs ws", lower)
+            continue
+        if single:
+            best = (min if lower else max)(single, key=lambda s: s["dev"][metric])
+            notes[r["run"]] = _delta(r, best, metric, "fusion vs best single", lower)
+    return notes
+
+
+def _delta(run: dict, ref: dict, metric: str, what: str, lower: bool) -> str:
+    d = run["test"][metric] - ref["test"][metric]
+    better = d < 0 if lower else d > 0
+    verdict = "better" if better and abs(d) > 1e-9 else "worse" if abs(d) > 1e-9 else "same"
+    return f"{what} ({ref['run']}): {d:+.4f} test {metric}, {verdict}"
 
 
 def _fmt(v) -> str:

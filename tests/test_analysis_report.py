@@ -109,3 +109,12 @@ def test_score_columns_use_fixed_decimals(tmp_path):
     cells = re.findall(r'<td class="num">([^<]*)</td>', page)
     assert "1.000" in cells and "0.000" in cells
     assert all(re.fullmatch(r"\d+|-?\d+\.\d{3}", c) for c in cells), cells
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(report, tmp_path):
+    cache = report.parent / "cache"
+    (tmp_path / "notarun").mkdir()
+    result = CliRunner().invoke(cli, ["report", "--cache", str(cache), "--out",
+                                      str(tmp_path / "r.html"), "--runs", str(tmp_path / "notarun")])  # fmt: skip
+    assert result.exit_code != 0 and "not a training run folder" in str(result.exception)
+    assert not (tmp_path / "r.html").exists()

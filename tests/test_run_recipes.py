@@ -113,7 +113,7 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
         [sys.executable, "-m", "featcache.cli.main", "run", str(recipe), "--out", str(out)],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
-    first_run = out / "runs" / "single-ws" / "summary.json"
+    first_run = out / "runs" / "single-ws-random-tiny-hubert" / "summary.json"
     deadline = time.monotonic() + 300
     while not first_run.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -128,16 +128,22 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
     assert done.returncode == 0, done.stdout + done.stderr
     for stage in ("data", "extract", "train"):
         assert f"[{stage}]" in done.stdout
-    assert "runs/single-ws: already done, skipped" in done.stdout
+    assert "runs/single-ws-random-tiny-hubert: already done, skipped" in done.stdout
     assert "corpus/manifest.jsonl: already done, skipped" in done.stdout
     assert "[train] " + str(out / "runs" / "multi-chconv") + " ..." in done.stdout
 
     results = json.loads((out / "results.json").read_text())
-    assert [r["run"] for r in results] == [
-        "single-ws", "single-hconv", "multi-ws", "multi-hconv", "multi-chconv"
-    ]  # fmt: skip
+    singles = [f"single-{i}-{u}" for i in ("ws", "hconv")
+               for u in ("random-tiny-hubert", "random-tiny-wavlm", "fbank")]  # fmt: skip
+    assert [r["run"] for r in results] == [*singles, "multi-ws", "multi-hconv", "multi-chconv"]
     for row in results:
         assert 0.0 <= row["test"]["accuracy"] <= 1.0
+    # each fusion is compared with the best single model by dev accuracy, in test accuracy
+    best = max((r for r in results if r["run"] in singles), key=lambda r: r["dev"]["accuracy"])
+    table = (out / "results.txt").read_text()
+    for multi in (r for r in results if r["run"].startswith("multi-")):
+        delta = multi["test"]["accuracy"] - best["test"]["accuracy"]
+        assert f"fusion vs best single ({best['run']}): {delta:+.4f} test accuracy" in table
     for name in ("probe/probe.json", "similarity/similarity.npz", "select/selection.json"):
         assert (out / "analysis" / name).exists()
     html = (out / "report.html").read_text()
@@ -147,7 +153,7 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
     again = _cli("run", str(recipe), "--out", str(out), env=env)
     assert again.returncode == 0
     assert (
-        again.stdout.count("already done, skipped") == 1 + 3 + 5 + 3
+        again.stdout.count("already done, skipped") == 1 + 3 + 9 + 3
     )  # data, extract, train, analyses
 
 

@@ -103,7 +103,7 @@ def test_bf16_autocast_path_and_results_table(cache, tmp_path, capsys):
         assert summary["precision"] == "bf16" and summary["device"] == "cpu"
         runs.append(str(out))
     capsys.readouterr()
-    main(["evaluate", *runs, "--split", "dev"])
+    main(["evaluate", "--runs", runs[0], runs[1], "--split", "dev"])
     table = capsys.readouterr().out.splitlines()[-4:]
     assert table[0].split()[:3] == ["interface", "upstreams", "task"]
     assert [row.split()[0] for row in table[2:]] == ["hconv", "cls"]

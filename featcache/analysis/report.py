@@ -162,6 +162,8 @@ def _similarity_section(sim: dict | None) -> str:
 
 
 def _selection_section(selection: dict | None) -> str:
+    from featcache.analysis.text import spearman_line
+
     if not selection:
         return ""
     out = "<h2 id='selection'>Upstream selection</h2>"
@@ -179,7 +181,7 @@ def _selection_section(selection: dict | None) -> str:
         out += (f"<h3>Validation: short {html.escape(v['interface'])} runs</h3>"
                 + _table(["rank", "upstreams", "predicted score", f"dev {v['metric']}"], rows,
                          numeric=(0, 3), scores=(2,))
-                + f"<p>Spearman rank correlation, predicted vs measured: <b>{v['spearman']:.3f}</b></p>")  # fmt: skip
+                + f"<p>{html.escape(spearman_line(v))}</p>")  # fmt: skip
     return out
 
 

@@ -15,6 +15,10 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 
+DEFAULT_INTERFACE = "ws"  # train, select --validate and recipes share it
+DEFAULT_TASK = "classify"
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (the resolved form is the run's config.json).
@@ -33,9 +37,9 @@ class TrainConfig:
     cache: str = ""
     out: str = ""
     upstreams: list[str] = field(default_factory=list)
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     label: str = "speaker"
-    interface: str = "ws"
+    interface: str = DEFAULT_INTERFACE
     manifest: str | None = None
     split_field: str = "split"
     epochs: int = 20
