@@ -321,9 +321,11 @@ def _train(recipe: Recipe, run, log: Log) -> str:
     from featcache.train.config import TrainConfig
 
     config = TrainConfig(
-        cache=str(cache_dir(recipe)), out=str(run_dir(recipe, run.name)),
-        upstreams=recipe.run_upstreams(run), **run.options,
-    )  # fmt: skip
+        cache=str(cache_dir(recipe)),
+        out=str(run_dir(recipe, run.name)),
+        upstreams=recipe.run_upstreams(run),
+        **{"progress": False, **run.options},
+    )  # fmt: skip  (the stage logs one line per epoch; a step bar would interleave with it)
     train(config, log=lambda line: log(f"  {line}"))
     return ""
 
@@ -435,9 +437,10 @@ def comparisons(rows: list[dict], metric: str) -> dict[str, str]:
     """What each run's score says, by the comparison that isolates one change.
 
     A single-model run with another interface than ``ws`` is compared with ``ws`` on the same
-    upstream (the interface's effect); a multi-model run with the best single-model run by dev
-    score (what fusion adds over choosing the best model alone, the comparison the paper's
-    claim rests on). Differences are in test ``metric``; the reference is chosen on dev.
+    upstream (the interface's effect); a multi-model run with the best single-model run of the
+    same interface by dev score (``chconv``: ``hconv``, which it is on one model; any interface
+    when there is none): what fusion adds over choosing the best model alone, the comparison the
+    paper's claim rests on. Differences are in test ``metric``; the reference is chosen on dev.
     """
     lower = metric in ("wer", "cer")
     single = [r for r in rows if "+" not in r["upstreams"] and metric in r["dev"]]
@@ -450,10 +453,16 @@ def comparisons(rows: list[dict], metric: str) -> dict[str, str]:
             if r["interface"] != "ws" and ref:
                 notes[r["run"]] = _delta(r, ref[0], metric, f"{r['interface']} vs ws", lower)
             continue
-        if single:
-            best = (min if lower else max)(single, key=lambda s: s["dev"][metric])
+        same = [s for s in single if s["interface"] == _single_form(r["interface"])]
+        if same or single:
+            best = (min if lower else max)(same or single, key=lambda s: s["dev"][metric])
             notes[r["run"]] = _delta(r, best, metric, "fusion vs best single", lower)
     return notes
+
+
+def _single_form(interface: str) -> str:
+    """The interface a fusion reduces to on one model (CHConv of one model is HConv)."""
+    return "hconv" if interface == "chconv" else interface
 
 
 def _delta(run: dict, ref: dict, metric: str, what: str, lower: bool) -> str:

@@ -192,7 +192,8 @@ def layer_contribution(contribution: Mapping, title: str = "layer contribution")
     for ax, (name, rows) in zip(axes, layers.items(), strict=True):
         d = np.array([r["drop"] for r in rows])
         colors = ["tab:green" if v > 0 else "tab:grey" for v in d]
-        ax.bar(np.arange(len(d)), d, color=colors)
+        bars = ax.bar(np.arange(len(d)), d, color=colors)
+        ax.bar_label(bars, labels=[f"{v:+.3f}" for v in d], fontsize=7, padding=2)
         _layer_ticks(ax.set_xticks, ax.set_xticklabels, [r["layer"] for r in rows])
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_ylim(low - pad, high + pad)  # one scale for every panel
@@ -214,7 +215,7 @@ def training_curves(runs: Mapping[str, Sequence[dict]], title: str = "training c
     for name, rows in runs.items():
         dev = [_dev(r) for r in rows if _dev(r) is not None]
         groups.setdefault(dev[0][0] if dev else "", []).append(name)
-    fig = _figure(4.6 * len(groups) + 0.6, 5.6)
+    fig = _figure(max(8.0, 4.6 * len(groups) + 2.6), 5.6)
     axes = fig.subplots(2, len(groups), squeeze=False)
     for col, (metric, names) in enumerate(groups.items()):
         top, bottom = axes[0][col], axes[1][col]
@@ -239,8 +240,8 @@ def training_curves(runs: Mapping[str, Sequence[dict]], title: str = "training c
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
             ax.xaxis.get_major_locator().set_params(integer=True)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
+        if top.get_legend_handles_labels()[0]:  # one legend per column, beside the lines
+            top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title)
     return fig
 

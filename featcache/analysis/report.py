@@ -57,7 +57,7 @@ h3 { font-size: 1.02em; margin-top: 1.4em; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.88em; max-width: 100%; }
 th, td { border-bottom: 1px solid #e3e6eb; padding: 4px 8px; text-align: left; vertical-align: top;
          overflow-wrap: anywhere; }
-th { background: #f0f2f5; }
+th { background: #f0f2f5; overflow-wrap: normal; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 img { max-width: 100%; display: block; margin: 8px 0; }
 .note { color: #5b6475; font-size: 0.9em; }
@@ -192,7 +192,9 @@ def _runs_section(runs: Sequence[dict]) -> str:
     if not runs:
         return out + "<p class='note'>No runs given (<code>--runs RUN ...</code>).</p>"
     names = _metric_names(runs)
-    header = ["run", "upstreams", "interface", "task",
+    tasks = {f"{r['summary'].get('task', '')}:{r['summary'].get('label', '')}" for r in runs}
+    task_column = len(tasks) > 1  # one shared task goes in the caption instead
+    header = ["run", "upstreams", "interface", *(["task"] if task_column else []),
               *[f"{split} {m}" for m in names for split in ("dev", "test")],
               "best step (epoch)", "steps", "interface params", "notes"]  # fmt: skip
     rows = []
@@ -200,18 +202,20 @@ def _runs_section(runs: Sequence[dict]) -> str:
         s = r["summary"]
         metrics = s.get("metrics", {})
         best = s.get("best") or {}
-        rows.append([r["name"], " + ".join(s.get("upstreams", [])), s.get("interface", ""),
-                     f"{s.get('task', '')}:{s.get('label', '')}",
+        task = [f"{s.get('task', '')}:{s.get('label', '')}"] if task_column else []
+        rows.append([r["name"], " + ".join(s.get("upstreams", [])), s.get("interface", ""), *task,
                      *[metrics.get(split, {}).get(m, float("nan")) for m in names
                        for split in ("dev", "test")],
                      f"{best.get('step', '')} ({best.get('epoch', '')})" if best else "",
                      s.get("steps"), s.get("params", {}).get("interface"),
                      "; ".join(r["problems"])])  # fmt: skip
-    first = 4 + 2 * len(names)
+    start = 3 + task_column
+    first = start + 2 * len(names)
+    shared = "" if task_column else f" Task {html.escape(next(iter(tasks)))} for every run."
     out += ("<h3>Results</h3><p class='sub'>Scores of each run's best checkpoint (chosen on dev "
-            "by the task's main metric; CTC ties on WER go to the lower CER).</p>")  # fmt: skip
+            f"by the task's main metric; CTC ties on WER go to the lower CER).{shared}</p>")  # fmt: skip
     out += _table(header, rows, numeric=(first, first + 1, first + 2),
-                  scores=tuple(range(4, first)))  # fmt: skip
+                  scores=tuple(range(start, first)))  # fmt: skip
     curves = {r["name"]: r["history"] for r in runs if r["history"]}
     if curves:
         out += "<h3>Training curves</h3>" + _img(training_curves(curves), "training curves")
@@ -245,7 +249,9 @@ def _metric_names(runs: Sequence[dict]) -> list[str]:
         found = [s.get("main_metric")] + sorted(
             {k for m in s.get("metrics", {}).values() for k in m}
         )
-        names += [n for n in found if n and n not in names]
+        for n in found:
+            if n and n not in names:
+                names.append(n)
     return names
 
 
