@@ -153,6 +153,8 @@ def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
     Reads only: ``--overwrite`` deletes the folder later, once every input has been checked.
     """
     saved = out / "config.json"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; pass a folder for the run (created if absent)")
     if overwrite:
         return False
     if saved.exists():

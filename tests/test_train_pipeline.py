@@ -219,3 +219,11 @@ def test_train_shows_a_step_bar_with_loss_and_frame_rate(cache, tmp_path, capsys
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["threads"] == 1
     assert torch.get_num_threads() == 1  # restored to the test's pinned count afterwards
+
+
+def test_an_out_that_is_a_file_fails_before_work(cache, tmp_path):
+    cache_dir, _ = cache
+    (tmp_path / "r").write_text("my notes")
+    with pytest.raises(ConfigError, match="--out .* is a file"):
+        train(_config(cache_dir, tmp_path / "r", epochs=1, max_steps=1), log=lambda s: None)
+    assert (tmp_path / "r").read_text() == "my notes"
