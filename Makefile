@@ -9,8 +9,8 @@ DEMO_OUT ?= demo-out
 
 # Which build of torch: TORCH=cpu (CPU-only wheels, ~200 MB, from TORCH_CPU_INDEX), TORCH=gpu (the
 # public index's default build, which on Linux is CUDA with its nvidia-* packages, several GB), or
-# TORCH=auto (default): gpu when `nvidia-smi -L` lists a GPU, else cpu. A torch wheel pip already
-# has locally (its find-links) is used first for the CPU build, so no network is needed then.
+# TORCH=auto (default): gpu when `nvidia-smi -L` lists a GPU, else cpu. For the CPU build a torch
+# wheel pip already has locally (its find-links) is used first, so no network is needed then.
 # Changing TORCH later: `make clean` first (the venv is built once).
 TORCH ?= auto
 TORCH_VERSION ?= 2.13.0
@@ -35,7 +35,10 @@ $(VENV)/.installed: pyproject.toml
 	# torch first, the build chosen above, so that the range in pyproject.toml installs nothing else
 	@echo "torch $(TORCH_VERSION): the $(TORCH_BUILD) build (TORCH=$(TORCH)$(if $(HAS_GPU),; nvidia-smi found a GPU,; no GPU found))"
 ifeq ($(TORCH_BUILD),cpu)
-	$(PY) -m pip install -q --no-index torch==$(TORCH_VERSION) 2>/dev/null \
+	# a torch wheel pip already has locally (offline, torch alone), then its dependencies as usual;
+	# else torch and its dependencies from the CPU wheel index
+	( $(PY) -m pip install -q --no-index --no-deps torch==$(TORCH_VERSION) 2>/dev/null \
+	  && $(PY) -m pip install -q torch==$(TORCH_VERSION) ) \
 	  || $(PY) -m pip install -q torch==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX)
 else
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)

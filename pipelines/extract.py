@@ -12,6 +12,7 @@ while everything else completes.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -107,6 +108,9 @@ def extract(config: ExtractConfig) -> ExtractResult:
     return ExtractResult(stores)
 
 
+_LAYER_SYNTAX = re.compile(r"\s*-?\d+(\s*-\s*\d+)?(\s*,\s*-?\d+(\s*-\s*\d+)?)*\s*")
+
+
 def check_extract(config: ExtractConfig):
     """Every check of an extraction, before anything is loaded, computed or written.
 
@@ -124,8 +128,13 @@ def check_extract(config: ExtractConfig):
     from featcache.store.cache import store_name
     from featcache.upstreams.device import resolve_autocast, resolve_device
     from featcache.upstreams.precheck import inspect_upstream
+    from featcache.upstreams.registry import resolve
 
     _check_options(config)
+    if config.layers and not _LAYER_SYNTAX.fullmatch(config.layers) and config.layers != "all":
+        parse_layers(config.layers, 1)  # raises its "cannot parse" message
+    for name in config.upstreams:
+        resolve(name)  # names first: a typo fails before torch is even imported
     by_name: dict[str, str] = {}
     for name in config.upstreams:
         slug = store_name(name)
