@@ -69,3 +69,23 @@ def test_an_uncached_hub_model_fails_offline_before_any_store_is_written(
                   str(cache), "--no-progress"], capsys)  # fmt: skip
     assert "not in the local model-hub cache" in err
     assert not cache.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-u", "fbank", "-u", "hubrt-base"], ["-u", "random:tiny-hubert", "--layers", "0-x"]],
+)
+def test_a_typo_fails_before_torch_is_imported(tmp_path, args):
+    """The cheapest checks run first: no model library is even imported for a typo."""
+    import subprocess
+    import sys
+
+    manifest = make_tone_corpus(tmp_path / "corpus", utterances=2).path
+    code = (
+        "import sys\nfrom featcache.cli.main import main\ntry:\n"
+        f"    main(['extract', {str(manifest)!r}, '--cache', {str(tmp_path / 'c')!r}, *{args!r}])\n"
+        "except SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "exit 1 False", done.stdout + done.stderr
+    assert not (tmp_path / "c").exists()
