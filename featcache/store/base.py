@@ -33,7 +33,7 @@ from featcache.errors import ConfigError, StoreError
 
 FORMAT_VERSION = 1
 FORMATS = {"zarr": ".zarr", "hdf5": ".h5"}
-DTYPES = ("float16", "float32")
+DTYPES = ("float16", "float32", "int8")  # int8: featcache.store.int8
 # codecs by name (Blosc, byte shuffle, level 1); lz4 by default, see featcache.store.zarr
 COMPRESSIONS = ("lz4", "zstd", "none")
 DEFAULT_COMPRESSION = "lz4"
@@ -84,8 +84,12 @@ class PartSink:
 
     shape_ld: tuple[int, int]  # (L, D) of every frame
 
-    def write(self, start: int, frames: np.ndarray) -> None:
-        """Store ``frames`` (F, L, D) in the store dtype at rows ``start:start+F``."""
+    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
+        """Store ``frames`` (F, L, D) in the store dtype at rows ``start:start+F``.
+
+        int8 stores also get ``scale`` (ceil(F / C), L, D) float32 for rows ``start // C ...``;
+        ``start`` is then a multiple of C (:data:`CHUNK_FRAMES`).
+        """
         raise NotImplementedError
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
@@ -223,6 +227,7 @@ class PartWriter:
         self._layers = np.asarray(layers)
         self._all_layers = list(layers) == list(range(len(layers)))
         self._dtype = np.dtype(dtype)
+        self._int8 = self._dtype == np.int8  # buffered as float32, quantised per whole chunk
         self._executor = executor
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
@@ -246,7 +251,7 @@ class PartWriter:
     def _add(self, utt_id: str, hidden: np.ndarray) -> None:
         if not (self._all_layers and len(hidden) == len(self._layers)):
             hidden = hidden[self._layers]  # (L, T, D) kept layers only
-        frames = _to_frames(hidden, self._dtype)  # (T, L, D)
+        frames = _to_frames(hidden, np.float32 if self._int8 else self._dtype)  # (T, L, D)
         if _has_inf(frames) if self._dtype == np.float16 else not np.isfinite(frames).all():
             self._meta.errors[utt_id] = _non_finite_reason(hidden)
             return
@@ -263,7 +268,12 @@ class PartWriter:
             return
         block = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         n = len(block) if final else len(block) // CHUNK_FRAMES * CHUNK_FRAMES
-        self._sink.write(self._written, block[:n])
+        if self._int8:
+            from featcache.store.int8 import quantize
+
+            self._sink.write(self._written, *quantize(block[:n], CHUNK_FRAMES))
+        else:
+            self._sink.write(self._written, block[:n])
         self._written += n
         rest = block[n:]
         self._buffer = [rest] if len(rest) else []
