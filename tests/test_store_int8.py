@@ -199,3 +199,69 @@ def test_info_shows_dtype_and_bytes_saved(tmp_path, fmt):
     assert i8["bytes"] <= 0.55 * f16["bytes"]  # on disk, uncompressed
     text = format_table([i8])
     assert "int8" in text and "0.50x of float16" in text and "saved" in text
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_training_items_are_the_dequantised_float32_frames(tmp_path, fmt):
+    import torch
+
+    from featcache.train.data import CachedDataset, Collate, FrameBatchSampler
+
+    arrays = _arrays([40, 1100, 25, 60])
+    path = write_cache(tmp_path, "up", arrays, _manifest(4), format=fmt, dtype="int8")
+    reader = open_cache(path)
+    ids = reader.utterances
+    data = CachedDataset([reader], ids, dict(zip(ids, reader.num_frames, strict=True)),
+                         [0, 1, 0, 1], ["a", "b", "a", "b"])  # fmt: skip
+    collate = Collate(lambda t: {"target": torch.tensor(t)})
+    sampler = FrameBatchSampler(data.lengths, 5000)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=1)  # fmt: skip
+    seen = 0
+    for batch in loader:
+        features = batch["features"][0]  # (L, B, T, D)
+        assert features.dtype == torch.float32
+        for b, utt in enumerate(batch["ids"]):
+            want = torch.from_numpy(reader.get(utt)).permute(1, 0, 2)  # (L, T, D)
+            assert torch.equal(features[:, b, : want.shape[1]], want)
+            seen += 1
+    assert seen == 4
+
+
+def test_cli_extract_int8_then_info_train_probe(tmp_path):
+    """A user's path: extract --dtype int8, info, train on frames (hconv), probe."""
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from featcache.cli.main import cli
+
+    records = []
+    for i in range(16):
+        pitch = 120 if i % 2 else 220
+        t = np.arange(int(SR * (0.6 + 0.05 * i))) / SR
+        wav = 0.2 * np.sin(2 * np.pi * pitch * t) + 0.01 * np.random.default_rng(i).random(len(t))
+        sf.write(tmp_path / f"u{i}.wav", wav.astype(np.float32), SR)
+        split = ("train", "train", "train", "train", "dev", "dev", "test", "test")[i % 8]
+        records.append(
+            {"id": f"u{i}", "audio": f"u{i}.wav", "speaker": f"s{i % 2}", "split": split}
+        )
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    cache, runner = tmp_path / "cache", CliRunner()
+
+    def invoke(*args):
+        result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    invoke("extract", tmp_path / "m.jsonl", "-u", "fbank", "--cache", cache, "--dtype", "int8",
+           "--no-progress")  # fmt: skip
+    info = invoke("info", cache)
+    assert "int8" in info and "0.50x of float16" in info and "saved" in info
+    invoke("train", "--cache", cache, "--label", "speaker", "--interface", "hconv", "--epochs", 2,
+           "--num-workers", 0, "--out", tmp_path / "run")  # fmt: skip
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["interface"] == "hconv" and set(summary["metrics"]) >= {"dev", "test"}
+    out = invoke(
+        "probe", "--cache", cache, "--label", "speaker", "--cv", 2, "--out", tmp_path / "p"
+    )
+    assert "fbank: layer 0" in out
