@@ -12,8 +12,9 @@ are the reference.
    int8 and the float16 version of each layer.
 2. The same float32 array (all frames of the corpus in one part) stored each way: bytes on disk,
    write time, full read and one-layer read (to float32), and the worst layer's errors:
-   featcache float16 and int8 stores (the real write path; Zarr, lz4), lilcom at lhotse's tick
-   (2^-5, lhotse's ``LilcomChunkyWriter`` default) and a finer one (2^-8), numcodecs BitRound on
+   featcache float16 and int8 stores (the real write path; Zarr and HDF5, lz4; int8 with zstd),
+   lilcom at lhotse's tick (2^-5, lhotse's ``LilcomChunkyWriter`` default) and finer ones
+   (2^-6 .. 2^-8), numcodecs BitRound on
    float16 and Quantize on float32 (Zarr v3 filters + Blosc zstd), each in the same
    (1024 frames, 1 layer, D) chunks. Times: fastest of ``--repeat`` runs, side by side.
 """
@@ -80,13 +81,13 @@ def errors(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean_rel, frame_rel.max(axis=0)
 
 
-def stored(tmp: Path, arrays, manifest, dtype: str, part_size: int, compression="lz4"):
+def stored(tmp: Path, arrays, manifest, dtype, part_size, compression="lz4", format="zarr"):
     """Write a real featcache store; return its path and the float32 frames read back."""
     from featcache import open_cache
     from featcache.testing.caches import write_cache
 
     path = write_cache(tmp / dtype, "up", arrays, manifest, dtype=dtype, part_size=part_size,
-                       compression=compression)  # fmt: skip
+                       compression=compression, format=format)  # fmt: skip
     reader = open_cache(path)
     return path, np.concatenate([reader.get(u) for u in arrays])
 
@@ -112,13 +113,13 @@ def error_table(name: str, arrays, manifest, tmp: Path) -> None:
 # ---- section 2: the same array stored each way -------------------------------------------------
 
 
-def featcache_variant(dtype, tmp, arrays, manifest, repeat, compression="lz4"):
+def featcache_variant(dtype, tmp, arrays, manifest, repeat, compression="lz4", format="zarr"):
     from featcache import open_cache
     from featcache.store.int8 import read_dequantized
 
-    write, _ = fastest(lambda: stored(tmp / f"w{time.perf_counter_ns()}", arrays, manifest, dtype,
-                                      len(arrays), compression), repeat)  # fmt: skip
-    path, _ = stored(tmp, arrays, manifest, dtype, len(arrays), compression)  # one part
+    args = (arrays, manifest, dtype, len(arrays), compression, format)  # one part
+    write, _ = fastest(lambda: stored(tmp / f"w{time.perf_counter_ns()}", *args), repeat)
+    path, _ = stored(tmp, *args)
     handle = open_cache(path)._open()
     frames = handle.frames(0)
 
@@ -129,7 +130,18 @@ def featcache_variant(dtype, tmp, arrays, manifest, repeat, compression="lz4"):
 
     full_t, full = fastest(read, repeat)
     layer_t, _ = fastest(lambda: read((1,)), repeat)
-    return disk_bytes(path / "parts"), write, full_t, layer_t, full
+    size = disk_bytes(path / "parts") if format == "zarr" else _hdf5_frame_bytes(path)
+    return size, write, full_t, layer_t, full
+
+
+def _hdf5_frame_bytes(path: Path) -> int:
+    """Stored bytes of every part's frames and scale datasets (not the index)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        parts = f["parts"].values()
+        names = ("frames", "scale")
+        return sum(g[n].id.get_storage_size() for g in parts for n in names if n in g)
 
 
 def zarr_filter_variant(kind, tmp, x, repeat):
@@ -198,7 +210,13 @@ def io_table(arrays, manifest, tmp: Path, repeat: int) -> None:
         "featcache int8": featcache_variant("int8", tmp / "i8", arrays, manifest, repeat),
         "featcache int8, zstd": featcache_variant(
             "int8", tmp / "i8z", arrays, manifest, repeat, "zstd"
-        ),  # fmt: skip
+        ),
+        "featcache float16, HDF5": featcache_variant(
+            "float16", tmp / "h16", arrays, manifest, repeat, format="hdf5"
+        ),
+        "featcache int8, HDF5": featcache_variant(
+            "int8", tmp / "h8", arrays, manifest, repeat, format="hdf5"
+        ),
         "lilcom tick 2^-5 (lhotse)": lilcom_variant(-5, tmp, x, repeat),
         "lilcom tick 2^-6": lilcom_variant(-6, tmp, x, repeat),
         "lilcom tick 2^-7": lilcom_variant(-7, tmp, x, repeat),
