@@ -17,6 +17,7 @@ are the reference.
    (2^-6 .. 2^-8), numcodecs BitRound on
    float16 and Quantize on float32 (Zarr v3 filters + Blosc zstd), each in the same
    (1024 frames, 1 layer, D) chunks. Times: fastest of ``--repeat`` runs, side by side.
+3. Per-utterance ``get`` (what the training loader calls) from float16 and int8 stores.
 """
 
 from __future__ import annotations
@@ -240,6 +241,27 @@ def io_table(arrays, manifest, tmp: Path, repeat: int) -> None:
           f"{base[3]:.3f} s; errors: worst layer vs float32; CKA vs float32)")  # fmt: skip
 
 
+def loader_reads(arrays, manifest, tmp: Path, repeat: int) -> None:
+    """Per-utterance ``get`` as the training loader calls it, float16 vs int8 stores."""
+    from featcache import open_cache
+
+    print("\nper-utterance reads as the training loader makes them (extract's part size, 32)")
+    times = {}
+    for fmt in ("zarr", "hdf5"):
+        for dtype, out in (("float16", None), ("float16", np.float32), ("int8", None)):
+            path, _ = stored(tmp / f"{fmt}-{dtype}", arrays, manifest, dtype, 32, format=fmt)
+            reader = open_cache(path)
+            t, _ = fastest(lambda r=reader, o=out: [r.get(u, dtype=o) for u in arrays], repeat)
+            label = f"{fmt:4s} {dtype} get({'dtype=None' if out is None else 'float32'})"
+            times[label] = t
+    first = next(iter(times.values()))
+    for label, t in times.items():
+        ms = 1000 * t / len(arrays)
+        print(f"  {label:36s} {ms:7.2f} ms/utterance  {t / first:5.2f}x")
+    print("  (float16 get(dtype=None) returns float16, cast on the training device; int8 returns "
+          "float32)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--utterances", type=int, default=60, help="Whisper tiny.en utterances")
@@ -260,6 +282,7 @@ def main() -> None:
         base = hidden_states("random:hubert-base", [w for w in wavs if w[0] in set(base_ids)])
         error_table("random:hubert-base (untrained)", base, base_manifest, tmp)
         io_table(whisper, manifest, tmp / "io", args.repeat)
+        loader_reads(whisper, manifest, tmp / "loader", args.repeat)
 
 
 if __name__ == "__main__":
