@@ -150,6 +150,7 @@ def zarr_filter_variant(kind, tmp, x, repeat):
     from zarr.codecs import BloscCodec
     from zarr.codecs.numcodecs import BitRound, Quantize
 
+    warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr version 3")
     if kind.startswith("bitround"):
         keep = int(kind.split("-")[1])
         dtype, filters = "float16", [BitRound(keepbits=keep)]
@@ -158,7 +159,6 @@ def zarr_filter_variant(kind, tmp, x, repeat):
         dtype, filters = "float32", [Quantize(digits=digits, dtype="float32")]
     compressors = [BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")]
     data = x.astype(dtype)
-    warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr version 3")
 
     def write():
         path = tmp / kind
