@@ -265,3 +265,43 @@ def test_cli_extract_int8_then_info_train_probe(tmp_path):
         "probe", "--cache", cache, "--label", "speaker", "--cv", 2, "--out", tmp_path / "p"
     )
     assert "fbank: layer 0" in out
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_crash_inside_a_part_then_resume_gives_the_clean_bytes(tmp_path, fmt):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from featcache.store.builder import StoreBuilder, make_attrs, open_part
+
+    m = _manifest(5)
+    arrays = _arrays([700, 1500, 2100, 30, 1024])
+    attrs = make_attrs(
+        provenance={"name": "up", "source": "featcache.testing.caches", "config_sha256": None},
+        sample_rate=16000, frame_rate=50.0, model_num_layers=3, hidden_size=16,
+        layers=[0, 1, 2], dtype="int8", manifest_sha256=m.sha256(), policy={},
+    )  # fmt: skip
+    path = tmp_path / f"up{'.zarr' if fmt == 'zarr' else '.h5'}"
+    builder = StoreBuilder(path, fmt, attrs, m.ids(), part_size=2)
+
+    def write_part(k, ex):
+        part = open_part(path, fmt, k, attrs, ex)
+        for u in builder.plan[k]:
+            part.add(u, arrays[u].transpose(1, 0, 2))  # (L, T, D)
+        part.close().result()
+
+    with ThreadPoolExecutor(1) as ex:
+        write_part(0, ex)
+        crashed = open_part(path, fmt, 1, attrs, ex)  # 2,130 frames queued, never committed
+        for u in builder.plan[1]:
+            crashed.add(u, arrays[u].transpose(1, 0, 2))
+        ex.submit(lambda: None).result()
+        again = StoreBuilder(path, fmt, attrs, m.ids(), part_size=2)
+        assert again.missing_parts() == [1, 2]
+        for k in again.missing_parts():
+            write_part(k, ex)
+    again.finalize()
+    clean = write_cache(tmp_path / "clean", "up", arrays, m, format=fmt, dtype="int8", part_size=2)
+    a, b = read_plain(path, fmt), read_plain(clean, fmt)
+    for u in m.ids():
+        np.testing.assert_array_equal(a[1][u], b[1][u])
+    np.testing.assert_array_equal(a[2], b[2])
