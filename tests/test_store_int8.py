@@ -274,7 +274,7 @@ def test_crash_inside_a_part_then_resume_gives_the_clean_bytes(tmp_path, fmt):
     from featcache.store.builder import StoreBuilder, make_attrs, open_part
 
     m = _manifest(5)
-    arrays = _arrays([700, 1500, 2100, 30, 1024])
+    arrays = _arrays([700, 1500, 2100, 3000, 1024])
     attrs = make_attrs(
         provenance={"name": "up", "source": "featcache.testing.caches", "config_sha256": None},
         sample_rate=16000, frame_rate=50.0, model_num_layers=3, hidden_size=16,
@@ -291,7 +291,7 @@ def test_crash_inside_a_part_then_resume_gives_the_clean_bytes(tmp_path, fmt):
 
     with ThreadPoolExecutor(1) as ex:
         write_part(0, ex)
-        crashed = open_part(path, fmt, 1, attrs, ex)  # 2,130 frames queued, never committed
+        crashed = open_part(path, fmt, 1, attrs, ex)  # 4,096 of 5,100 frames flushed, never committed
         for u in builder.plan[1]:
             crashed.add(u, arrays[u].transpose(1, 0, 2))
         ex.submit(lambda: None).result()
