@@ -291,9 +291,8 @@ def test_crash_inside_a_part_then_resume_gives_the_clean_bytes(tmp_path, fmt):
 
     with ThreadPoolExecutor(1) as ex:
         write_part(0, ex)
-        crashed = open_part(
-            path, fmt, 1, attrs, ex
-        )  # 4,096 of 5,100 frames flushed, never committed
+        # part 1 flushes 4,096 of its 5,100 frames, then the process "dies": never committed
+        crashed = open_part(path, fmt, 1, attrs, ex)
         for u in builder.plan[1]:
             crashed.add(u, arrays[u].transpose(1, 0, 2))
         ex.submit(lambda: None).result()
