@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -118,3 +119,37 @@ def test_report_refuses_a_folder_that_is_not_a_run(report, tmp_path):
                                       str(tmp_path / "r.html"), "--runs", str(tmp_path / "notarun")])  # fmt: skip
     assert result.exit_code != 0 and "not a training run folder" in str(result.exception)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_accuracy_and_wer_runs_never_share_an_axis():
+    from featcache.analysis.plots import training_curves
+
+    acc = [{"step": s, "train_loss": 1.0 / s, "dev": {"accuracy": 0.5 + s / 100}} for s in (1, 2)]
+    wer = [{"step": s, "train_loss": 50.0 / s, "dev": {"wer": 1.0, "cer": 0.9 - s / 10}}
+           for s in (1, 2, 3)]  # fmt: skip
+    fig = training_curves({"cls": acc, "asr": wer})
+    plotted = {ax.get_ylabel(): [line.get_label() for line in ax.get_lines()] for ax in fig.axes}
+    assert plotted["dev accuracy"] == ["cls"] and plotted["dev wer"] == ["asr"]
+    losses = [labels for ax in fig.axes if ax.get_ylabel().startswith("training loss")
+              for labels in [[line.get_label() for line in ax.get_lines()]]]  # fmt: skip
+    assert sorted(map(tuple, losses)) == [("asr",), ("cls",)]  # a CTC loss beside CE is no axis
+
+
+def test_probe_band_stays_inside_the_metric_range():
+    from featcache.analysis.plots import probe_curves
+
+    rows = [{"layer": 0, "mean": 0.98, "std": 0.05}, {"layer": 1, "mean": 0.03, "std": 0.05}]
+    fig = probe_curves({"m": rows}, "accuracy")
+    (band,) = fig.axes[0].collections
+    y = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    assert y.max() == pytest.approx(1.0) and y.min() == pytest.approx(0.0)
+
+
+def test_cka_cells_carry_their_values():
+    from featcache.analysis.plots import cka_grid
+
+    m = np.array([[0.25, 0.5], [0.75, 1.0], [0.1, 0.2]])  # a: 3 layers, b: 2 layers
+    fig = cka_grid(["a", "b"], {("a", "b"): m}, {"a": [0, 1, 2], "b": [0, 1]})
+    texts = sorted(t.get_text() for ax in fig.axes for t in ax.texts)
+    # the (a, b) panel and its transpose (b, a) each write all six values
+    assert texts == sorted(2 * [f"{v:.2f}" for v in m.ravel()])
