@@ -58,6 +58,11 @@ def epoch_seconds(cache, interface: str, workers: int, chunk_cache=None, storage
     return time.perf_counter() - started
 
 
+def measured(times: dict, key: str, seconds: float) -> None:
+    times[key].append(seconds)
+    print(f"  {key}: {seconds:.2f} s", flush=True)
+
+
 def main() -> None:
     import torch
 
@@ -84,22 +89,20 @@ def main() -> None:
                                           "epoch bucket+cache (2nd)")}  # fmt: skip
         extract_seconds(manifest.path, args.upstream, work / "warm-up")  # imports, first load
         for r in range(args.repeats):
-            times["extract local"].append(extract_seconds(manifest.path, args.upstream,
-                                                          work / f"local{r}"))  # fmt: skip
-            times["extract bucket"].append(extract_seconds(manifest.path, args.upstream,
-                                                           f"s3://bench/c{r}", opts))  # fmt: skip
+            local_s = extract_seconds(manifest.path, args.upstream, work / f"local{r}")
+            measured(times, "extract local", local_s)
+            bucket_s = extract_seconds(manifest.path, args.upstream, f"s3://bench/c{r}", opts)
+            measured(times, "extract bucket", bucket_s)
         local, url = work / "local0", "s3://bench/c0"
         epoch_seconds(local, args.interface, args.workers)  # warm-up
         for r in range(args.repeats):
             chunks = str(work / f"chunks{r}")
-            times["epoch local"].append(epoch_seconds(local, args.interface, args.workers))
-            times["epoch bucket"].append(
-                epoch_seconds(url, args.interface, args.workers, storage_options=opts)
-            )
+            measured(times, "epoch local", epoch_seconds(local, args.interface, args.workers))
+            cold = epoch_seconds(url, args.interface, args.workers, storage_options=opts)
+            measured(times, "epoch bucket", cold)
             for which in ("1st", "2nd"):
-                times[f"epoch bucket+cache ({which})"].append(
-                    epoch_seconds(url, args.interface, args.workers, chunks, opts)
-                )
+                seconds = epoch_seconds(url, args.interface, args.workers, chunks, opts)
+                measured(times, f"epoch bucket+cache ({which})", seconds)
         size = s3.filesystem().du("bench/c0")
     best = {k: min(v) for k, v in times.items()}
     print(f"{args.utterances} utterances, {args.upstream}, cache {size / 1e6:.1f} MB; "

@@ -222,3 +222,21 @@ def test_chunk_cache_serves_the_second_read_locally(corpus, local, s3, tmp_path)
     for u in want.utterances:
         np.testing.assert_array_equal(again.get(u), want.get(u))
         np.testing.assert_array_equal(first[u], want.get(u))
+
+
+def test_int8_store_in_bucket_equals_local(corpus, s3, tmp_path):
+    """int8 parts (frames plus a scale array per part) are written by the marker protocol too."""
+    import zarr
+
+    url = f"{s3.bucket}/cache"
+    for cache in (url, tmp_path):
+        extract(ExtractConfig(corpus, ["fbank"], cache, dtype="int8", device="cpu", part_size=3,
+                              threads=1, progress=False))  # fmt: skip
+    remote = zarr.open_group(f"{url}/fbank.zarr", mode="r", storage_options=s3.storage_options)
+    here = zarr.open_group(str(tmp_path / "fbank.zarr"), mode="r")
+    for k in range(3):
+        for name in ("frames", "scale", "pooled"):
+            np.testing.assert_array_equal(
+                remote[f"parts/{k}/{name}"][:], here[f"parts/{k}/{name}"][:]
+            )
+    np.testing.assert_array_equal(open_cache(url).get("u4"), open_cache(tmp_path).get("u4"))

@@ -21,7 +21,6 @@ Strings (``utt_id``, ``errors/*``) use zarr 3's variable-length UTF-8 type; plai
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from featcache.store.base import (
     PartMeta,
     PartSink,
 )
-from featcache.store.location import RemoteDir, is_remote
+from featcache.store.location import is_remote
 from featcache.store.paths import remove_path, tmp_name, work_dir
 
 PART_ATTR = "featcache_part"
@@ -80,21 +79,21 @@ class ZarrBackend(Backend):
     def begin_part(
         self, path: Path, k: int, shape_ld: tuple[int, int], dtype: str, compression: str
     ) -> PartSink:
-        sink = _MarkerPartSink if is_remote(path) else _ZarrPartSink
-        return sink(path, k, shape_ld, dtype, compression)
+        if is_remote(path):
+            from featcache.store.zarr_remote import MarkerPartSink
+
+            return MarkerPartSink(path, k, shape_ld, dtype, compression)
+        return _ZarrPartSink(path, k, shape_ld, dtype, compression)
 
     def complete_parts(self, path: Path) -> dict[int, PartMeta]:
         import zarr
 
         out = {}
         parts = path / "parts"
-        if is_remote(path):  # complete = its marker (the part group's zarr.json) exists
-            names = [p.name for p in parts.iterdir() if p.name.isdigit()]
-            for key, raw in parts.read_many([f"{n}/zarr.json" for n in names]).items():
-                attrs = json.loads(raw).get("attributes", {})
-                if PART_ATTR in attrs:
-                    out[int(key.split("/")[0])] = PartMeta.from_json(attrs[PART_ATTR])
-            return dict(sorted(out.items()))
+        if is_remote(path):
+            from featcache.store.zarr_remote import marked_parts
+
+            return marked_parts(path)
         for p in parts.iterdir() if parts.is_dir() else ():
             if p.name.isdigit():
                 attrs = zarr.open_group(str(p), mode="r").attrs
@@ -144,7 +143,10 @@ class ZarrHandle:
         self._frames: dict[int, object] = {}
         self._frames_group = self.group
         if chunk_cache is not None and is_remote(path):
-            self._frames_group = _cached_group(path, chunk_cache, self.attrs())
+            from featcache.store.zarr_remote import cached_group
+
+            self._frames_group = cached_group(path, chunk_cache, self.attrs())
+        self._scale: dict[int, object] = {}
 
     def attrs(self) -> dict:
         return dict(self.group.attrs["featcache"])
@@ -166,6 +168,12 @@ class ZarrHandle:
             self._frames[k] = self._frames_group[f"parts/{k}/frames"]
         return self._frames[k]
 
+    def scale(self, k: int):
+        """``parts/<k>/scale`` of an int8 store."""
+        if k not in self._scale:
+            self._scale[k] = self.group[f"parts/{k}/scale"]
+        return self._scale[k]
+
     def pooled(self) -> np.ndarray:
         return self.group["pooled/mean"][...]
 
@@ -186,18 +194,30 @@ class _ZarrPartSink(PartSink):
         self._tmp.parent.mkdir(parents=True, exist_ok=True)
         self._group = zarr.create_group(store=str(self._tmp))
         num_layers, dim = shape_ld
-        self._frames = self._group.create_array(
-            "frames",
-            shape=(0, num_layers, dim),
-            chunks=(CHUNK_FRAMES, 1, max(1, dim)),
+        self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
+        # int8: one scale row per chunk of frames, all layers in one small chunk
+        self._scale = None
+        if dtype == "int8":
+            self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+
+    def _array(self, name: str, chunks: tuple, dtype: str):
+        """An empty, growable (0, L, D) array of the part, with the store's codecs."""
+        return self._group.create_array(
+            name,
+            shape=(0, *self.shape_ld),
+            chunks=chunks,
             dtype=dtype,
-            compressors=frame_compressors(compression),
+            compressors=frame_compressors(self._compression),
         )
 
-    def write(self, start: int, frames: np.ndarray) -> None:
+    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
         end = start + len(frames)
         self._frames.resize((end, *self.shape_ld))
         self._frames[start:end] = frames
+        if self._scale is not None:
+            row = start // CHUNK_FRAMES
+            self._scale.resize((row + len(scale), *self.shape_ld))
+            self._scale[row:] = scale
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
         import zarr
@@ -223,72 +243,6 @@ class _ZarrPartSink(PartSink):
 
     def abort(self) -> None:
         remove_path(self._tmp)
-
-
-class _MarkerPartSink(PartSink):
-    """Writes part ``k`` in place on object storage, where nothing can be renamed.
-
-    ``parts/<k>/frames`` and ``parts/<k>/pooled`` come first; the part group's ``zarr.json``,
-    holding the part's metadata, is written last in one PUT (a whole object or none): it is the
-    part's completion marker. Objects left by a writer killed before its marker are removed
-    first, so a rerun rewrites the part whole. Each part is given to one task, so only this
-    process writes under ``parts/<k>/`` and no two writers share an object (zarr loses data
-    when they do, zarr issue 3682).
-    """
-
-    def __init__(self, path: RemoteDir, k: int, shape_ld: tuple[int, int], dtype: str,
-                 compression: str):  # fmt: skip
-        import zarr
-
-        self.shape_ld = shape_ld
-        self._compression = compression
-        self._store = path
-        self._dir = path / "parts" / str(k)
-        self._dir.rmtree()  # a killed writer's half-written part: no marker, so rewrite it
-        num_layers, dim = shape_ld
-        self._frames = zarr.create_array(
-            store=_zstore(self._dir / "frames"),
-            shape=(0, num_layers, dim),
-            chunks=(CHUNK_FRAMES, 1, max(1, dim)),
-            dtype=dtype,
-            compressors=frame_compressors(compression),
-        )
-
-    write = _ZarrPartSink.write
-
-    def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
-        import zarr
-
-        zarr.create_array(
-            store=_zstore(self._dir / "pooled"),
-            shape=pooled.shape,
-            chunks=(max(1, len(pooled)), *pooled.shape[1:]),
-            dtype="float32",
-            compressors=frame_compressors(self._compression),
-        )[...] = pooled
-        if not (self._store / "parts" / "zarr.json").exists():  # create() was killed half-way
-            zarr.open_group(_zstore(self._store), mode="r+").require_group("parts")
-        zarr.create_group(store=_zstore(self._dir), attributes={PART_ATTR: meta.to_json()})
-
-    def abort(self) -> None:
-        self._dir.rmtree()
-
-
-def _cached_group(path: RemoteDir, chunk_cache: str, attrs: dict):
-    """The store's group read through a local simplecache folder.
-
-    Parts never change once complete, but a rebuilt store reuses their names: the cache folder
-    is keyed by the store's URL and its ``created`` stamp and manifest, so a rebuild starts a
-    fresh one.
-    """
-    import hashlib
-
-    import zarr
-
-    key = f"{path.url}|{attrs.get('created')}|{attrs.get('manifest_sha256')}"
-    folder = Path(chunk_cache) / hashlib.sha256(key.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    return zarr.open_group(path.zarr_store(read_only=True, chunk_cache=str(folder)), mode="r")
 
 
 def _zstore(path, read_only: bool = False):
