@@ -240,3 +240,21 @@ def test_int8_store_in_bucket_equals_local(corpus, s3, tmp_path):
                 remote[f"parts/{k}/{name}"][:], here[f"parts/{k}/{name}"][:]
             )
     np.testing.assert_array_equal(open_cache(url).get("u4"), open_cache(tmp_path).get("u4"))
+
+
+def test_run_recipe_with_cache_in_bucket(corpus, s3, tmp_path, capsys):
+    """`featcache run RECIPE --cache s3://...`: extraction and training use the bucket."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        f'name = "s3"\nout = "{tmp_path / "out"}"\nthreads = 1\n'
+        f'[data]\nmanifest = "{corpus}"\n[extract]\nupstreams = ["fbank"]\n'
+        '[train]\nlabel = "spk"\nepochs = 1\nnum_workers = 0\n'
+        '[[train.runs]]\nname = "ws"\nupstreams = "each"\ninterface = "ws"\n'
+        '[analyse]\nlabel = "spk"\nprobe = false\nsimilarity = false\nselect = false\nreport = false\n'
+    )
+    url = f"{s3.bucket}/cache"
+    main(["run", str(recipe), "--cache", url])
+    assert "fbank" in capsys.readouterr().out
+    assert open_cache(url, "fbank").utterances == [f"u{i}" for i in range(9)]
+    assert not (tmp_path / "out" / "cache").exists()
+    assert (tmp_path / "out" / "runs" / "ws-fbank" / "summary.json").exists()
