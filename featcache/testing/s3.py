@@ -62,6 +62,17 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the server when the process that started it dies (a killed pytest)."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 class SeaweedS3:
     """Start ``weed server -s3`` on loopback with data in ``folder``; stop it on exit.
 
@@ -113,8 +124,9 @@ class SeaweedS3:
         ]  # fmt: skip
         self._log = open(self.folder / "weed.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
         self.endpoint = f"http://{HOST}:{s3}"
         self._wait()
         return self
