@@ -45,6 +45,9 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
                    "interface (default global); none feeds raw features, as the paper.")  # fmt: skip
 @click.option("--normalize-utterances", type=int,
               help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
+@click.option("--pooled", type=click.Choice(["auto", "off"]),
+              help="auto (default): train on the stores' pooled means where that is exact "
+                   "(ws, last, layer:K with classify); off: always read frames.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Delete an existing run folder first.")
 def train(config_file, overwrite, **options) -> None:
     """Train a fusion interface plus a task head on cached layers; write a run folder.

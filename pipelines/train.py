@@ -75,6 +75,7 @@ def prepare(
     from featcache.train.data import CachedDataset, join_caches
     from featcache.train.model import FusionModel
     from featcache.train.normalize import Standardize, estimate
+    from featcache.train.pooled import PooledDataset
 
     readers = open_readers(config.cache, config.upstreams)
     manifest = Manifest.load(config.manifest) if config.manifest else readers[0].manifest()
@@ -87,18 +88,20 @@ def prepare(
     else:
         task.load_state(task_state)
     interface_name, layers = layer_selection(config.interface, readers)
-    datasets = {
-        split: CachedDataset(
-            readers,
-            ids,
-            joined.frames,
-            [task.encode(joined.labels[u]) for u in ids],
-            [joined.labels[u] for u in ids],
-            layers,
-        )
-        for split, ids in joined.ids.items()
-        if ids
-    }
+    data_path = choose_data_path(config, readers, joined)
+    frame_sets = {}
+    for split, ids in joined.ids.items():
+        if ids:
+            targets = [task.encode(joined.labels[u]) for u in ids]
+            labels = [joined.labels[u] for u in ids]
+            frame_sets[split] = CachedDataset(readers, ids, joined.frames, targets, labels, layers)
+    datasets = dict(frame_sets)
+    if data_path["source"] == "pooled":
+        datasets = {
+            split: PooledDataset(readers, d.ids, joined.frames, d.targets,
+                                 [d.labels[u] for u in d.ids], layers)
+            for split, d in frame_sets.items()
+        }  # fmt: skip
     if "dev" not in datasets:
         raise ConfigError(
             f"no dev utterances ({config.split_field}=dev) with frames in every cache; "
@@ -112,7 +115,7 @@ def prepare(
     if config.normalize == "global":
         normalize = Standardize(shapes)
         if fit_normalize:
-            stats = estimate(datasets["train"], config.normalize_utterances)
+            stats = estimate(frame_sets["train"], config.normalize_utterances)
             normalize.set_stats(stats)
             normalization.update(split="train", utterances=stats["utterances"],
                                  frames=stats["frames"])  # fmt: skip
@@ -131,11 +134,26 @@ def prepare(
         "shapes": shapes,
         "layers": {r.name: sel or r.layers for r, sel in zip(readers, layers, strict=True)},
         "normalization": normalization,
+        "data_path": data_path,
     }
 
 
+def choose_data_path(config: TrainConfig, readers: list, joined) -> dict[str, Any]:
+    """``{"source": "pooled"|"frames", "reason": ...}``: pooled means where exact and allowed."""
+    from featcache.train.pooled import pooled_exact
+
+    if config.pooled == "off":
+        return {"source": "frames", "reason": "--pooled off"}
+    ids = [u for split_ids in joined.ids.values() for u in split_ids]
+    why_not = pooled_exact(config.interface, config.task, readers, ids)
+    if why_not is not None:
+        return {"source": "frames", "reason": why_not}
+    return {"source": "pooled",
+            "reason": f"{config.interface} + {config.task} are linear up to mean pooling"}  # fmt: skip
+
+
 # options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every")
+EXECUTION_ONLY = ("num_workers", "save_every", "pooled")
 
 
 def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
@@ -180,6 +198,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         barrier(dist)
         started = time.perf_counter()
         parts = prepare(config, main_log)  # user errors surface before the run folder exists
+        main_log(f"training on {parts['data_path']['source']} ({parts['data_path']['reason']})")
         out.mkdir(parents=True, exist_ok=True)
         if dist.is_main:
             (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -222,6 +241,7 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
         "precision": trainer.precision,
         "world_size": world_size,
         "normalization": parts["normalization"],
+        "data_path": parts["data_path"],
     }
     weights = model.interface.layer_weights()
     if weights is not None:

@@ -80,7 +80,7 @@ def test_sigkill_then_rerun_gives_the_same_result(cache, tmp_path):
     assert 1 <= state["epoch"] < 8
     lines = []
     resumed = train(_config(cache, killed), log=lines.append)
-    assert lines[0].startswith("resuming ")
+    assert any(line.startswith("resuming ") for line in lines)
     assert resumed["metrics"] == reference["metrics"]
     assert resumed["best"] == reference["best"] and resumed["steps"] == reference["steps"]
     assert _history(killed) == _history(tmp_path / "straight")

@@ -26,7 +26,9 @@ class TrainConfig:
     stops after that many evaluations without a better dev score. ``normalize`` ``global``
     standardises every upstream's (layer, dimension) with mean/std estimated on at most
     ``normalize_utterances`` training utterances (see :mod:`featcache.train.normalize`);
-    ``none`` feeds raw cached features (the paper's setting).
+    ``none`` feeds raw cached features (the paper's setting). ``pooled`` ``auto`` trains on the
+    stores' ``pooled/mean`` where that is exact (see :mod:`featcache.train.pooled`); ``off``
+    always reads frames.
     """
 
     cache: str = ""
@@ -54,6 +56,7 @@ class TrainConfig:
     align_dim: str = "interpolate"
     normalize: str = "global"
     normalize_utterances: int = 200
+    pooled: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,6 +75,7 @@ class TrainConfig:
             (self.align_dim in ("interpolate", "project"), "--align-dim: interpolate|project"),
             (self.normalize in ("global", "none"), "--normalize: global|none"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
+            (self.pooled in ("auto", "off"), "--pooled: auto|off"),
         ]
         for ok, message in checks:
             if not ok:

@@ -142,11 +142,13 @@ class Trainer:
             rank=self.dist.rank if shuffle else 0,
             world_size=self.dist.world_size if shuffle else 1,
         )
+        # datasets held in memory (pooled means, frames read once) need no reading workers
+        workers = 0 if getattr(dataset, "in_memory", False) else self.config.num_workers
         loader = make_loader(
             dataset,
             sampler,
             self.task.collate,
-            self.config.num_workers,
+            workers,
             pin_memory=self.device.type == "cuda",
             seed=self.config.seed,
         )
