@@ -1,6 +1,8 @@
 """The extraction stage: run each upstream once over a manifest and cache every layer.
 
-One store per upstream (``CACHE/<slug>.zarr`` or ``.h5``). Utterances are grouped into parts by
+One store per upstream (``CACHE/<slug>.zarr`` or ``.h5``); what may happen to an existing cache
+folder (resume, append, refuse, rebuild) is decided by :class:`featcache.store.Cache`, this stage
+only orchestrates (dask, progress, timing). Utterances are grouped into parts by
 manifest order alone (:mod:`featcache.store.builder`); each part is computed and written by one
 process (this one, or one dask worker each with ``--workers``/``--scheduler``), and the index is
 written last, so a crash at any moment costs only the parts in flight: rerunning the same command
@@ -15,16 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featcache.errors import ConfigError, StoreError
+from featcache.errors import ConfigError
 from featcache.pipelines.extract_parts import PartJob, compute_part, run_part, writer_executor
-from featcache.store.base import (
-    COMPRESSIONS,
-    DTYPES,
-    FORMATS,
-    remove_path,
-    store_path,
-    work_dir,
-)
+from featcache.store import COMPRESSIONS, DTYPES, FORMATS, Cache
 from featcache.store.builder import DEFAULT_PART_SIZE
 
 
@@ -96,19 +91,14 @@ def extract(config: ExtractConfig) -> ExtractResult:
         utterances), or an existing store was built with other options.
     """
     from featcache.manifest import Manifest
-    from featcache.upstreams import upstream_slug
 
     _check_options(config)
     manifest = Manifest.load(config.manifest)
-    cache = Path(config.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    slugs = {upstream_slug(name) for name in config.upstreams}
-    check_manifest_change(cache, manifest, config.overwrite, slugs)
-    if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != manifest.sha256():
-        manifest.write(cache / "manifest.jsonl")
+    cache = Cache.create(config.cache)
+    cache.accept_manifest(manifest, config.overwrite, rebuilding=config.upstreams)
     client, cluster = _start_dask(config)
     try:
-        stores = [_extract_one(config, manifest, name, client) for name in config.upstreams]
+        stores = [_extract_one(config, cache, manifest, name, client) for name in config.upstreams]
     finally:
         if client is not None:
             client.close()
@@ -117,55 +107,12 @@ def extract(config: ExtractConfig) -> ExtractResult:
     return ExtractResult(stores)
 
 
-def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: set[str]) -> None:
-    """Refuse a manifest that changes or drops utterances of the cache's manifest.
-
-    Added utterances are fine (they become new parts). ``overwrite`` accepts any change when
-    every store in the cache is being rebuilt (``rebuilding``: store names); a store left
-    behind would otherwise hold frames of audio the new manifest no longer describes.
-    """
-    from featcache.manifest import Manifest
-    from featcache.store.base import list_stores
-
-    old_file = cache / "manifest.jsonl"
-    if not old_file.exists() or _read_sha(cache) == manifest.sha256():
-        return
-    old = Manifest.load(old_file)
-    removed = [u.id for u in old if u.id not in manifest]
-    changed = []
-    for u in old:
-        if u.id in manifest and manifest[u.id].to_dict() != u.to_dict():
-            a, b = u.to_dict(), manifest[u.id].to_dict()
-            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-            changed.append(f"{u.id!r} (line {manifest[u.id].line}: {', '.join(keys)})")
-    if (removed or changed) and overwrite:
-        stale = sorted(set(list_stores(cache)) - rebuilding)
-        if stale:
-            raise StoreError(
-                f"{manifest.path}: changes utterances of cache {cache}, whose store(s) "
-                f"{', '.join(stale)} --overwrite would leave stale; rebuild them too (add their "
-                f"-u) or remove them, or use a new --cache folder"
-            )
-        return
-    if removed or changed:
-        what = []
-        if changed:
-            what.append(f"{len(changed)} changed, e.g. {changed[0]}")
-        if removed:
-            what.append(f"{len(removed)} removed, e.g. {removed[0]!r}")
-        raise StoreError(
-            f"{manifest.path}: differs from the manifest cache {cache} was built from "
-            f"({'; '.join(what)}); use --overwrite to rebuild the stores or a new --cache folder"
-        )
-
-
-def _extract_one(config, manifest, name, client) -> StoreSummary:
-    from featcache.store.base import parse_layers
-    from featcache.store.builder import StoreBuilder, make_attrs
-    from featcache.upstreams import load_upstream, upstream_slug
+def _extract_one(config, cache, manifest, name, client) -> StoreSummary:
+    from featcache.store import parse_layers
+    from featcache.store.builder import make_attrs
+    from featcache.upstreams import load_upstream
 
     started = time.perf_counter()
-    path = store_path(config.cache, upstream_slug(name), config.format)
     # workers load their own copy; the driver only needs metadata then, so keep it off the GPU
     device = "cpu" if client is not None else config.device
     upstream = load_upstream(name, device=device, autocast=config.autocast)
@@ -183,10 +130,9 @@ def _extract_one(config, manifest, name, client) -> StoreSummary:
         policy=upstream.policy,
         compression=config.compression,
     )
-    if config.overwrite:
-        _discard_unless_resumable(path, attrs)
-    _check_other_format(path)
-    builder = StoreBuilder(path, config.format, attrs, manifest.ids(), config.part_size)
+    builder = cache.builder(name, config.format, attrs, manifest.ids(),
+                            part_size=config.part_size, overwrite=config.overwrite)  # fmt: skip
+    path = builder.path
     summary = StoreSummary(name=name, path=path, load_seconds=loaded - started)
     todo = builder.missing_parts()
     summary.parts_reused = len(builder.plan) - len(todo)
@@ -206,7 +152,7 @@ def _extract_one(config, manifest, name, client) -> StoreSummary:
         summary.parts_computed = len(todo)
         done = builder.finalize()
     else:
-        done = _existing_summary(path, config.format)
+        done = cache.summary(name)
     summary.num_utterances, summary.num_failed = done["num_utterances"], done["num_failed"]
     summary.errors = done["errors"]
     summary.wall_seconds = time.perf_counter() - started
@@ -303,45 +249,6 @@ def _threads_per_process(config: ExtractConfig) -> int | None:
 
         return max(1, (os.cpu_count() or 1) // config.workers)
     return None
-
-
-def _discard_unless_resumable(path: Path, attrs: dict) -> None:
-    """``--overwrite``: drop the store, unless it is an interrupted build of this very job."""
-    from featcache.store.base import format_of, get_backend
-    from featcache.store.builder import incompatibility
-
-    if path.exists() and work_dir(path).exists():
-        old = get_backend(format_of(path)).read_attrs(path)
-        same_manifest = old.get("manifest_sha256") == attrs["manifest_sha256"]
-        if same_manifest and not old.get("complete") and incompatibility(old, attrs) is None:
-            return
-    remove_path(path)
-    remove_path(work_dir(path))
-
-
-def _check_other_format(path: Path) -> None:
-    for suffix in FORMATS.values():
-        other = path.with_name(path.name[: -len(path.suffix)] + suffix)
-        if other != path and other.exists():
-            raise StoreError(
-                f"{other}: this cache already holds the upstream in another format; "
-                f"use the same --format, --overwrite after removing it, or a new --cache folder"
-            )
-
-
-def _existing_summary(path: Path, format: str) -> dict:
-    from featcache.store.reader import CacheReader
-
-    reader = CacheReader(path)
-    out = {"num_utterances": len(reader), "num_failed": len(reader.errors), "errors": reader.errors}
-    reader.close()
-    return out
-
-
-def _read_sha(cache: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256((cache / "manifest.jsonl").read_bytes()).hexdigest()
 
 
 def _check_options(config: ExtractConfig) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from featcache.pipelines.extract import ExtractConfig, extract
-from featcache.store.base import get_backend
+from featcache.store import get_backend
 
 SR = 16000
 UPSTREAM = "random:tiny-hubert"

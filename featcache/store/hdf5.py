@@ -15,12 +15,12 @@ reasons and measurements given in :mod:`featcache.store.zarr` (HDF5 read one lay
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 
 import numpy as np
 
+from featcache.atomic import commit, replacing
 from featcache.errors import StoreError, StoreNotFoundError
 from featcache.store.base import (
     CHUNK_FRAMES,
@@ -29,10 +29,8 @@ from featcache.store.base import (
     Index,
     PartMeta,
     PartSink,
-    remove_path,
-    tmp_name,
-    work_dir,
 )
+from featcache.store.paths import remove_path, tmp_name, work_dir
 
 PART_ATTR = "featcache_part"
 
@@ -58,23 +56,20 @@ class HDF5Backend(Backend):
 
     name = "hdf5"
     suffix = ".h5"
+    # never modified in place (a kill could corrupt the file): finalize() replaces it whole, and
+    # until then its old index stays consistent with the parts it holds
+    atomic_index = True
+    single_file = True
 
     def create(self, path: Path, attrs: dict) -> None:
         h5py = _h5py()
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with h5py.File(tmp, "w") as f:
+        with replacing(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["featcache"] = json.dumps(attrs)
             f.create_group("parts")
-        os.replace(tmp, path)
 
     def read_attrs(self, path: Path) -> dict:
         with _open(path) as f:
             return json.loads(f.attrs["featcache"])
-
-    def mark_incomplete(self, path: Path) -> None:
-        # never modify the file in place (a kill could corrupt it); finalize() replaces it whole,
-        # and until then its old index stays consistent with the parts it holds
-        pass
 
     def begin_part(
         self, path: Path, k: int, shape_ld: tuple[int, int], dtype: str, compression: str
@@ -118,7 +113,7 @@ class HDF5Backend(Backend):
                         part.copy(part[name], group, name=name)
             _write_index(dst, index, attrs.get("compression", DEFAULT_COMPRESSION))
             dst.attrs["featcache"] = json.dumps(attrs)
-        os.replace(tmp, path)
+        commit(tmp, path)
 
     def open_read(self, path: Path):
         return HDF5Handle(path)
@@ -185,7 +180,7 @@ class _HDF5PartSink(PartSink):
         self._file.create_dataset("pooled", data=pooled, dtype="float32")
         self._file.attrs[PART_ATTR] = json.dumps(meta.to_json())
         self._file.close()
-        os.replace(self._tmp, self._final)
+        commit(self._tmp, self._final)
 
     def abort(self) -> None:
         if self._file.id.valid:

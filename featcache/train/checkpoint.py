@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -10,12 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from featcache.atomic import write_atomic
+
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` into a temporary file, then rename: a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def load(path: Path) -> dict[str, Any]:
