@@ -48,6 +48,12 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
 @click.option("--pooled", type=click.Choice(["auto", "off"]),
               help="auto (default): train on the stores' pooled means where that is exact "
                    "(ws, last, layer:K with classify); off: always read frames.")  # fmt: skip
+@click.option("--loader", type=click.Choice(["blocks", "utterances"]),
+              help="blocks (default): read storage-order runs of utterances, shuffled by blocks "
+                   "and within a bounded buffer; utterances: one read per utterance.")  # fmt: skip
+@click.option("--cache-in-memory",
+              help="auto (default): hold the train/dev frames in memory when they fit half the "
+                   "available memory; off; or a budget in GB.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Delete an existing run folder first.")
 def train(config_file, overwrite, **options) -> None:
     """Train a fusion interface plus a task head on cached layers; write a run folder.

@@ -140,7 +140,7 @@ def choose_data_path(config: TrainConfig, readers: list, joined) -> dict[str, An
 
 
 # options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every", "pooled")
+EXECUTION_ONLY = ("num_workers", "save_every", "pooled", "cache_in_memory")
 
 
 def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
@@ -168,6 +168,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
 
     from featcache.train import checkpoint
     from featcache.train.distributed import barrier, setup, teardown
+    from featcache.train.loaders import hold_in_memory
     from featcache.train.trainer import Trainer
 
     if not config.out:
@@ -186,6 +187,10 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         started = time.perf_counter()
         parts = prepare(config, main_log)  # user errors surface before the run folder exists
         main_log(f"training on {parts['data_path']['source']} ({parts['data_path']['reason']})")
+        parts["memory"] = hold_in_memory(parts["datasets"], config.cache_in_memory)
+        if parts["memory"]["held"]:
+            main_log(f"holding {'+'.join(parts['memory']['held'])} frames in memory "
+                     f"({parts['memory']['gb']} GB)")  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         if dist.is_main:
             write_json(out / "config.json", config.to_dict(), indent=2)
@@ -229,6 +234,8 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
         "world_size": world_size,
         "normalization": parts["normalization"],
         "data_path": parts["data_path"],
+        "loader": config.loader if world_size == 1 else "utterances",
+        "memory": parts["memory"],
     }
     weights = model.interface.layer_weights()
     if weights is not None:

@@ -109,15 +109,43 @@ class CacheReader:
             Returned dtype; ``None`` keeps the stored one (float16 by default), which skips a
             cast that costs about half of a read (training loaders cast on the device instead).
         """
+        part, start, count = self.location(utt_id)
+        return self.read_frames(part, start, start + count, layers, dtype)  # (T, L, D)
+
+    def location(self, utt_id: str) -> tuple[int, int, int]:
+        """``(part, offset, num_frames)`` of ``utt_id``: its frames are rows
+        ``offset : offset + num_frames`` of :meth:`read_frames` ``(part, ...)``."""
         i = self.index(utt_id)
-        start = int(self._offset[i])
-        frames = self._open().frames(int(self._part[i]))
-        rows = slice(start, start + int(self.num_frames[i]))
+        return int(self._part[i]), int(self._offset[i]), int(self.num_frames[i])
+
+    def read_frames(
+        self, part: int, start: int, stop: int, layers: list[int] | None = None, dtype=np.float32
+    ) -> np.ndarray:
+        """Rows ``start:stop`` of part ``part``, ``(stop - start, L, D)``, in one read.
+
+        Every frame read of featcache goes through here (one utterance for :meth:`get`, a run
+        of consecutive utterances for the training block loader), so a store whose frames need
+        decoding (a quantised or remote store) changes only this method.
+
+        Parameters
+        ----------
+        part, start, stop : int
+            Part and frame range inside it.
+        layers : list of int, optional
+            Model layer indices (from ``self.layers``); default all kept layers.
+        dtype : numpy dtype or None
+            Returned dtype; ``None`` keeps the stored one (see :meth:`get`).
+        """
+        frames = self._open().frames(part)
+        rows = slice(start, stop)
         if layers is None:
-            return np.asarray(frames[rows], dtype=dtype)  # (T, L, D)
+            return np.asarray(frames[rows], dtype=dtype)  # (F, L, D)
         cols = [self._layer_pos(layer) for layer in layers]
-        picked = np.stack([frames[rows, c] for c in cols], axis=1)  # (T, L', D)
-        return picked if dtype is None else picked.astype(dtype, copy=False)
+        if cols == list(range(cols[0], cols[-1] + 1)):
+            picked = frames[rows, cols[0] : cols[-1] + 1]  # (F, L', D), one selection
+        else:
+            picked = np.stack([frames[rows, c] for c in cols], axis=1)  # (F, L', D)
+        return np.asarray(picked) if dtype is None else picked.astype(dtype, copy=False)
 
     def layer(self, layer: int):
         """One layer of every utterance, concatenated in ``utterances`` order: dask (sum T, D)."""

@@ -28,7 +28,10 @@ class TrainConfig:
     ``normalize_utterances`` training utterances (see :mod:`featcache.train.normalize`);
     ``none`` feeds raw cached features (the paper's setting). ``pooled`` ``auto`` trains on the
     stores' ``pooled/mean`` where that is exact (see :mod:`featcache.train.pooled`); ``off``
-    always reads frames.
+    always reads frames. ``loader`` ``blocks`` reads storage-order runs of utterances
+    (:mod:`featcache.train.blocks`), ``utterances`` one utterance per item.
+    ``cache_in_memory`` ``auto`` holds the train (and dev) frames in memory when they fit half
+    the available memory, ``off`` never, a number is the budget in GB.
     """
 
     cache: str = ""
@@ -57,6 +60,8 @@ class TrainConfig:
     normalize: str = "global"
     normalize_utterances: int = 200
     pooled: str = "auto"
+    loader: str = "blocks"
+    cache_in_memory: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -76,6 +81,8 @@ class TrainConfig:
             (self.normalize in ("global", "none"), "--normalize: global|none"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
             (self.pooled in ("auto", "off"), "--pooled: auto|off"),
+            (self.loader in ("blocks", "utterances"), "--loader: blocks|utterances"),
+            (_memory_spec_ok(self.cache_in_memory), "--cache-in-memory: auto|off|GB (>= 0)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -98,9 +105,20 @@ class TrainConfig:
                     f"{source}: unknown training option {key!r}; known: {', '.join(sorted(names))}"
                 )
             clean[name] = value
+        if "cache_in_memory" in clean:
+            clean["cache_in_memory"] = str(clean["cache_in_memory"])
         if isinstance(clean.get("upstreams"), str):
             clean["upstreams"] = [clean["upstreams"]]
         return cls(**clean)
+
+
+def _memory_spec_ok(spec) -> bool:
+    if spec in ("auto", "off"):
+        return True
+    try:
+        return float(spec) >= 0
+    except (TypeError, ValueError):
+        return False
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from featcache.errors import ConfigError
 from featcache.fusion.align import resample_frames
 
 SPLITS = ("train", "dev", "test")
+GAP_FRAMES = 1024  # merge reads across gaps shorter than this (the store's chunk length)
 
 
 @dataclass
@@ -185,6 +186,33 @@ class CachedDataset(torch.utils.data.Dataset):
             np.float16 if str(r.attrs.get("dtype")) == "float16" else np.float32
             for r in self.readers
         ]
+        self.locations = utterance_locations(self.readers, self.ids)
+        self._held: list[list[np.ndarray]] | None = None
+
+    in_memory = property(lambda self: self._held is not None)
+
+    def frame_bytes(self) -> int:
+        """Stored bytes of one frame of every upstream (the layers read)."""
+        return frame_bytes(self.readers, self.layers)
+
+    def hold(self) -> None:
+        """Read every utterance once, in storage-order runs, and serve them from memory."""
+        held = [read_runs(r, list(zip(*(a.tolist() for a in loc), strict=True)), layers, dtype)
+                for r, loc, layers, dtype in
+                zip(self.readers, self.locations, self.layers, self.dtypes, strict=True)]  # fmt: skip
+        self._held = [list(frames) for frames in zip(*held, strict=True)]
+
+    def read_items(self, indices: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Items of ``indices``, read with one call per (upstream, part, frame run)."""
+        if self._held is not None:
+            return {i: self._item(i, self._held[i]) for i in indices}
+        per_reader = []
+        for r, loc, layers, dtype in zip(
+            self.readers, self.locations, self.layers, self.dtypes, strict=True
+        ):
+            wanted = [(int(loc[0][i]), int(loc[1][i]), int(loc[2][i])) for i in indices]
+            per_reader.append(read_runs(r, wanted, layers, dtype))
+        return {i: self._item(i, [f[j] for f in per_reader]) for j, i in enumerate(indices)}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -193,15 +221,66 @@ class CachedDataset(torch.utils.data.Dataset):
         return self.labels[utt_id]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self._held is not None:
+            return self._item(index, self._held[index])
         utt_id = self.ids[index]
+        frames = [read_stored(reader, utt_id, layers, dtype)  # (T_i, L, D)
+                  for reader, layers, dtype in
+                  zip(self.readers, self.layers, self.dtypes, strict=True)]  # fmt: skip
+        return self._item(index, frames)
+
+    def _item(self, index: int, frames: list[np.ndarray]) -> dict[str, Any]:
         features = []
-        for reader, layers, dtype in zip(self.readers, self.layers, self.dtypes, strict=True):
-            x = torch.from_numpy(read_stored(reader, utt_id, layers, dtype))  # (T_i, L, D)
+        for array in frames:
+            x = torch.from_numpy(array)  # (T_i, L, D)
             if x.shape[0] != self.lengths[index]:
                 # resampled in float32 (interpolated values are not float16 values)
                 x = resample_frames(x.float(), self.lengths[index])  # (T, L, D)
             features.append(x)
-        return {"id": utt_id, "features": features, "target": self.targets[index]}
+        return {"id": self.ids[index], "features": features, "target": self.targets[index]}
+
+
+def utterance_locations(readers: Sequence, ids: Sequence[str]) -> list[tuple[np.ndarray, ...]]:
+    """Per reader, ``(part, offset, num_frames)`` int64 arrays over ``ids``."""
+    out = []
+    for reader in readers:
+        rows = np.array([reader.location(u) for u in ids], dtype=np.int64).reshape(-1, 3)
+        out.append((rows[:, 0], rows[:, 1], rows[:, 2]))
+    return out
+
+
+def frame_bytes(readers: Sequence, layers: Sequence[list[int] | None]) -> int:
+    """Stored bytes of one frame of every reader, counting only the layers read."""
+    total = 0
+    for reader, selected in zip(readers, layers, strict=True):
+        count = reader.num_layers if selected is None else len(selected)
+        total += (
+            count * reader.hidden_size * np.dtype(reader.attrs.get("dtype", "float32")).itemsize
+        )
+    return total
+
+
+def read_runs(reader, locations: list[tuple[int, int, int]], layers, dtype) -> list[np.ndarray]:
+    """Frames ``(T, L, D)`` of each ``(part, offset, num_frames)``, one read per merged run."""
+    out: list[np.ndarray | None] = [None] * len(locations)
+    order = sorted(range(len(locations)), key=lambda j: locations[j][:2])
+    runs: list[list[int]] = []  # indices into locations, one list per read
+    part = end = -1
+    for j in order:
+        k, off, count = locations[j]
+        if not runs or k != part or off - end > GAP_FRAMES:
+            runs.append([])
+            part, end = k, off
+        runs[-1].append(j)
+        end = max(end, off + count)
+    for run in runs:
+        part, start = locations[run[0]][0], locations[run[0]][1]
+        stop = max(locations[j][1] + locations[j][2] for j in run)
+        frames = reader.read_frames(part, start, stop, layers, dtype)  # (F, L, D)
+        for j in run:
+            _, off, count = locations[j]
+            out[j] = frames[off - start : off - start + count]  # (T, L, D) view
+    return out  # type: ignore[return-value]
 
 
 def read_stored(reader, utt_id: str, layers: list[int] | None, dtype) -> np.ndarray:

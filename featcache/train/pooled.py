@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from featcache.fusion import parse_name
+from featcache.train.data import frame_bytes, utterance_locations
 
 LINEAR_INTERFACES = ("ws", "last", "layer")
 
@@ -94,6 +95,8 @@ class PooledDataset(torch.utils.data.Dataset):
         self.lengths = [int(frames[u]) for u in self.ids]
         self.targets = list(targets)
         layers = list(layers) if layers is not None else [None] * len(readers)
+        self.locations = utterance_locations(readers, self.ids)  # block plans as over frames
+        self._frame_bytes = frame_bytes(readers, layers)
         self.pooled = []
         for reader, selected in zip(readers, layers, strict=True):
             rows = np.array([reader.index(u) for u in self.ids], dtype=np.int64)
@@ -106,6 +109,13 @@ class PooledDataset(torch.utils.data.Dataset):
 
     def label_of(self, utt_id: str) -> Any:
         return self.labels[utt_id]
+
+    def frame_bytes(self) -> int:
+        """Stored bytes per frame of the frame path (blocks are cut as there)."""
+        return self._frame_bytes
+
+    def read_items(self, indices: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return {i: self[i] for i in indices}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         features = [p[index].unsqueeze(0) for p in self.pooled]  # list of (1, L_i, D_i)
