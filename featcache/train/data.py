@@ -195,17 +195,41 @@ class CachedDataset(torch.utils.data.Dataset):
         """Stored bytes of one frame of every upstream (the layers read)."""
         return frame_bytes(self.readers, self.layers)
 
+    def held_bytes(self) -> float:
+        """Memory :meth:`hold` takes: aligned frames, float32 where resampled."""
+        total = 0.0
+        frames = float(sum(self.lengths))
+        for reader, selected, dtype, loc in zip(
+            self.readers, self.layers, self.dtypes, self.locations, strict=True
+        ):
+            count = reader.num_layers if selected is None else len(selected)
+            same = np.array_equal(loc[2], self.lengths)
+            itemsize = np.dtype(dtype).itemsize if same else 4
+            total += frames * count * reader.hidden_size * itemsize
+        return total
+
     def hold(self) -> None:
-        """Read every utterance once, in storage-order runs, and serve them from memory."""
+        """Read every utterance once, in storage-order runs, and serve it from memory.
+
+        What is held is each item's features after frame-rate alignment, laid out ``(L, T, D)``
+        in memory (``collate`` then copies whole rows), so an epoch only pads and batches.
+        """
         held = [read_runs(r, list(zip(*(a.tolist() for a in loc), strict=True)), layers, dtype)
                 for r, loc, layers, dtype in
                 zip(self.readers, self.locations, self.layers, self.dtypes, strict=True)]  # fmt: skip
-        self._held = [list(frames) for frames in zip(*held, strict=True)]
+        self._held = []
+        for i, frames in enumerate(zip(*held, strict=True)):
+            features = self._item(i, list(frames))["features"]  # list of (T, L_k, D_k)
+            self._held.append([x.transpose(0, 1).contiguous().transpose(0, 1) for x in features])
+
+    def _held_item(self, index: int) -> dict[str, Any]:
+        features = self._held[index]  # list of (T, L_k, D_k), (L, T, D) in memory
+        return {"id": self.ids[index], "features": features, "target": self.targets[index]}
 
     def read_items(self, indices: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Items of ``indices``, read with one call per (upstream, part, frame run)."""
         if self._held is not None:
-            return {i: self._item(i, self._held[i]) for i in indices}
+            return {i: self._held_item(i) for i in indices}
         per_reader = []
         for r, loc, layers, dtype in zip(
             self.readers, self.locations, self.layers, self.dtypes, strict=True
@@ -222,7 +246,7 @@ class CachedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self._held is not None:
-            return self._item(index, self._held[index])
+            return self._held_item(index)
         utt_id = self.ids[index]
         frames = [read_stored(reader, utt_id, layers, dtype)  # (T_i, L, D)
                   for reader, layers, dtype in

@@ -94,7 +94,7 @@ def hold_in_memory(datasets: dict, spec: str) -> dict[str, Any]:
         dataset = datasets.get(split)
         if dataset is None or getattr(dataset, "in_memory", False) or not hasattr(dataset, "hold"):
             continue
-        size = float(sum(dataset.lengths)) * dataset.frame_bytes()
+        size = dataset.held_bytes()
         if used + size > budget:
             break
         dataset.hold()
