@@ -69,6 +69,8 @@ class CacheReader:
         self.hidden_size = int(self.attrs["hidden_size"])
         self.frame_rate = float(self.attrs["frame_rate"])
         self.sample_rate = int(self.attrs["sample_rate"])
+        self.quantized = self.attrs["dtype"] == "int8"
+        self.chunk_frames = int(self.attrs.get("chunk_frames", CHUNK_FRAMES))
 
     def __repr__(self):
         return (
@@ -108,6 +110,7 @@ class CacheReader:
         dtype : numpy dtype or None
             Returned dtype; ``None`` keeps the stored one (float16 by default), which skips a
             cast that costs about half of a read (training loaders cast on the device instead).
+            int8 stores are always dequantised: ``None`` gives float32 there.
         """
         part, start, count = self.location(utt_id)
         return self.read_frames(part, start, start + count, layers, dtype)  # (T, L, D)
@@ -125,7 +128,7 @@ class CacheReader:
 
         Every frame read of featcache goes through here (one utterance for :meth:`get`, a run
         of consecutive utterances for the training block loader), so a store whose frames need
-        decoding (a quantised or remote store) changes only this method.
+        decoding (int8 stores are dequantised here) changes only this method.
 
         Parameters
         ----------
@@ -134,18 +137,31 @@ class CacheReader:
         layers : list of int, optional
             Model layer indices (from ``self.layers``); default all kept layers.
         dtype : numpy dtype or None
-            Returned dtype; ``None`` keeps the stored one (see :meth:`get`).
+            Returned dtype; ``None`` keeps the stored one (see :meth:`get`; float32 for int8).
         """
         frames = self._open().frames(part)
         rows = slice(start, stop)
-        if layers is None:
+        cols = None if layers is None else [self._layer_pos(layer) for layer in layers]
+        if self.quantized:
+            picked = self._dequantized(part, rows, cols)  # (F, L', D) float32
+        elif cols is None:
             return np.asarray(frames[rows], dtype=dtype)  # (F, L, D)
-        cols = [self._layer_pos(layer) for layer in layers]
-        if cols == list(range(cols[0], cols[-1] + 1)):
-            picked = frames[rows, cols[0] : cols[-1] + 1]  # (F, L', D), one selection
+        elif cols == list(range(cols[0], cols[-1] + 1)):
+            picked = np.asarray(frames[rows, cols[0] : cols[-1] + 1])  # (F, L', D), one read
         else:
             picked = np.stack([frames[rows, c] for c in cols], axis=1)  # (F, L', D)
-        return np.asarray(picked) if dtype is None else picked.astype(dtype, copy=False)
+        return picked if dtype is None else picked.astype(dtype, copy=False)
+
+    def _dequantized(self, k: int, rows: slice, cols: list[int] | None) -> np.ndarray:
+        """Float32 frames ``rows`` (all layers, or layer positions ``cols``) of int8 part k."""
+        from featcache.store.int8 import read_dequantized
+
+        handle = self._open()
+        frames, scale, chunk = handle.frames(k), handle.scale(k), self.chunk_frames
+        if cols is None:
+            return read_dequantized(frames, scale, rows, chunk)  # (T, L, D)
+        picked = [read_dequantized(frames, scale, rows, chunk, (c,)) for c in cols]
+        return np.stack(picked, axis=1)  # (T, L', D)
 
     def layer(self, layer: int):
         """One layer of every utterance, concatenated in ``utterances`` order: dask (sum T, D)."""
@@ -154,9 +170,7 @@ class CacheReader:
         pos = self._layer_pos(layer)
         pieces = []
         for k, start, stop in self._runs():
-            lazy = _LazyFrames(
-                self.path, self.format, k, self._frames_shape(k), self.attrs["dtype"]
-            )
+            lazy = _LazyFrames(self.path, self.format, k, self._frames_shape(k), self.attrs)
             arr = da.from_array(
                 lazy, chunks=(DASK_ROWS, 1, self.hidden_size), meta=np.empty((0, 0, 0), lazy.dtype)
             )
@@ -204,10 +218,16 @@ class CacheReader:
 
 
 class _LazyFrames:
-    """A picklable array-like over ``parts/<k>/frames`` that opens the store on first read."""
+    """A picklable array-like over ``parts/<k>/frames`` that opens the store on first read.
 
-    def __init__(self, path: Path, format: str, k: int, shape: tuple, dtype: str):
+    Over an int8 part it reads float32 values (dequantised with ``parts/<k>/scale``).
+    """
+
+    def __init__(self, path: Path, format: str, k: int, shape: tuple, attrs: dict):
         self.path, self.format, self.k = path, format, k
+        self.quantized = attrs["dtype"] == "int8"
+        self.chunk = int(attrs.get("chunk_frames", CHUNK_FRAMES))
+        dtype = np.float32 if self.quantized else attrs["dtype"]
         self.shape, self.dtype, self.ndim = shape, np.dtype(dtype), len(shape)
         self._handle = None
 
@@ -217,4 +237,10 @@ class _LazyFrames:
     def __getitem__(self, key):
         if self._handle is None:
             self._handle = get_backend(self.format).open_read(self.path)
-        return self._handle.frames(self.k)[key]
+        if not self.quantized:
+            return self._handle.frames(self.k)[key]
+        from featcache.store.int8 import read_dequantized
+
+        key = key if isinstance(key, tuple) else (key,)
+        frames, scale = self._handle.frames(self.k), self._handle.scale(self.k)
+        return read_dequantized(frames, scale, key[0], self.chunk, key[1:] or None)

@@ -15,6 +15,10 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 
+DEFAULT_INTERFACE = "ws"  # train, select --validate and recipes share it
+DEFAULT_TASK = "classify"
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (the resolved form is the run's config.json).
@@ -32,14 +36,16 @@ class TrainConfig:
     (:mod:`featcache.train.blocks`), ``utterances`` one utterance per item.
     ``cache_in_memory`` ``auto`` holds the train (and dev) frames in memory when they fit half
     the available memory, ``off`` never, a number is the budget in GB.
+    ``none`` feeds raw cached features (the paper's setting). ``threads`` sets torch's thread
+    count for the run (None: torch's default, all cores); ``progress`` shows a step bar.
     """
 
     cache: str = ""
     out: str = ""
     upstreams: list[str] = field(default_factory=list)
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     label: str = "speaker"
-    interface: str = "ws"
+    interface: str = DEFAULT_INTERFACE
     manifest: str | None = None
     split_field: str = "split"
     epochs: int = 20
@@ -62,6 +68,8 @@ class TrainConfig:
     pooled: str = "auto"
     loader: str = "blocks"
     cache_in_memory: str = "auto"
+    threads: int | None = None
+    progress: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -83,6 +91,7 @@ class TrainConfig:
             (self.pooled in ("auto", "off"), "--pooled: auto|off"),
             (self.loader in ("blocks", "utterances"), "--loader: blocks|utterances"),
             (_memory_spec_ok(self.cache_in_memory), "--cache-in-memory: auto|off|GB (>= 0)"),
+            (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
