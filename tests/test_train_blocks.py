@@ -166,3 +166,27 @@ def test_training_streamed_held_and_per_utterance(corpus, tmp_path, interface):
     b = torch.load(tmp_path / "held" / "best.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert summaries["utts"]["steps"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "hdf5"])
+def test_int8_stores_are_dequantised_on_block_reads(tmp_path, fmt):
+    """Block reads go through CacheReader.read_frames, so int8 runs come back dequantised, equal
+    to the per-utterance get(), across chunk boundaries and for a layer subset."""
+    rng = np.random.default_rng(3)
+    records = [{"id": f"u{i}", "audio": "x.wav", "label": f"c{i % 2}", "split": "train"}
+               for i in range(12)]  # fmt: skip
+    manifest = Manifest.from_records(records, tmp_path / "manifest.jsonl")
+    arrays = {r["id"]: rng.normal(size=(int(rng.integers(300, 900)), 3, 8)).astype(np.float32)
+              for r in records}  # fmt: skip
+    write_cache(tmp_path / "cache", "q", arrays, manifest, format=fmt, dtype="int8", part_size=12)
+    reader = open_cache(tmp_path / "cache", "q")
+    ids = manifest.ids()
+    frames = {u: int(reader.num_frames[reader.index(u)]) for u in ids}
+    for layers in (None, [1, 2]):
+        dataset = CachedDataset([reader], ids, frames, [0] * 12, ["x"] * 12, [layers])
+        items = dataset.read_items(list(range(12)))
+        for i, uid in enumerate(ids):
+            want = reader.get(uid, layers=layers)  # (T, L, D) float32, dequantised
+            assert items[i]["features"][0].dtype == torch.float32
+            np.testing.assert_array_equal(items[i]["features"][0].numpy(), want)
+            assert np.abs(want - arrays[uid][:, layers or slice(None)]).max() < 0.05
