@@ -30,6 +30,12 @@ class TrainConfig:
     stops after that many evaluations without a better dev score. ``normalize`` ``global``
     standardises every upstream's (layer, dimension) with mean/std estimated on at most
     ``normalize_utterances`` training utterances (see :mod:`featcache.train.normalize`);
+    ``none`` feeds raw cached features (the paper's setting). ``pooled`` ``auto`` trains on the
+    stores' ``pooled/mean`` where that is exact (see :mod:`featcache.train.pooled`); ``off``
+    always reads frames. ``loader`` ``blocks`` reads storage-order runs of utterances
+    (:mod:`featcache.train.blocks`), ``utterances`` one utterance per item.
+    ``cache_in_memory`` ``auto`` holds the train (and dev) frames in memory when they fit half
+    the available memory, ``off`` never, a number is the budget in GB.
     ``none`` feeds raw cached features (the paper's setting). ``threads`` sets torch's thread
     count for the run (None: torch's default, all cores); ``progress`` shows a step bar.
     """
@@ -59,6 +65,9 @@ class TrainConfig:
     align_dim: str = "interpolate"
     normalize: str = "global"
     normalize_utterances: int = 200
+    pooled: str = "auto"
+    loader: str = "blocks"
+    cache_in_memory: str = "auto"
     threads: int | None = None
     progress: bool = True
     # a URL cache's file-system options (secrets are not written to config.json) and the
@@ -83,6 +92,9 @@ class TrainConfig:
             (self.align_dim in ("interpolate", "project"), "--align-dim: interpolate|project"),
             (self.normalize in ("global", "none"), "--normalize: global|none"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
+            (self.pooled in ("auto", "off"), "--pooled: auto|off"),
+            (self.loader in ("blocks", "utterances"), "--loader: blocks|utterances"),
+            (_memory_spec_ok(self.cache_in_memory), "--cache-in-memory: auto|off|GB (>= 0)"),
             (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
         ]
         for ok, message in checks:
@@ -108,9 +120,20 @@ class TrainConfig:
                     f"{source}: unknown training option {key!r}; known: {', '.join(sorted(names))}"
                 )
             clean[name] = value
+        if "cache_in_memory" in clean:
+            clean["cache_in_memory"] = str(clean["cache_in_memory"])
         if isinstance(clean.get("upstreams"), str):
             clean["upstreams"] = [clean["upstreams"]]
         return cls(**clean)
+
+
+def _memory_spec_ok(spec) -> bool:
+    if spec in ("auto", "off"):
+        return True
+    try:
+        return float(spec) >= 0
+    except (TypeError, ValueError):
+        return False
 
 
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas")
