@@ -77,9 +77,9 @@ def read_run(run) -> dict:
         out["history"] = [json.loads(line) for line in lines if line.strip()]
     interface = out["summary"].get("interface") or out["config"].get("interface", "")
     if "hconv" in str(interface) and (run / "best.pt").exists():
-        import torch
+        from featcache.train.checkpoint import load
 
-        best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+        best = load(run / "best.pt")  # tensors and plain values only: never runs code
         shapes = best.get("shapes") or []  # (L_i, D_i) per upstream; aligned to the largest L
         num_layers = max((int(shape[0]) for shape in shapes), default=None)
         out["filter_energy"] = hconv_filter_energy(best.get("model", best), num_layers)
