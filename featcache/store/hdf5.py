@@ -33,6 +33,7 @@ from featcache.store.base import (
     tmp_name,
     work_dir,
 )
+from featcache.store.damage import DECODE_ERRORS, CheckedFrames, damaged
 
 PART_ATTR = "featcache_part"
 
@@ -45,12 +46,31 @@ def _h5py():
 
 
 def _compression(name: str = DEFAULT_COMPRESSION) -> dict:
-    """h5py dataset options for "lz4", "zstd" (Blosc, byte shuffle, level 1) or "none"."""
+    """h5py dataset options for "lz4", "zstd" (Blosc, byte shuffle, level 1) or "none", always
+    with the fletcher32 checksum filter (applied after compression, so it covers stored bytes)."""
     import hdf5plugin
 
     if name == "none":
-        return {}
-    return dict(hdf5plugin.Blosc(cname=name, clevel=1, shuffle=hdf5plugin.Blosc.SHUFFLE))
+        return {"fletcher32": True}
+    blosc = hdf5plugin.Blosc(cname=name, clevel=1, shuffle=hdf5plugin.Blosc.SHUFFLE)
+    return {**dict(blosc), "fletcher32": True}
+
+
+def create_checked_dataset(group, name: str, data=None, *, compression: str = "none", **kwargs):
+    """``group.create_dataset`` chunked, with the checksum filter: every dataset of a store is
+    made here (frames, pooled means, index, int8 scales alike). Strings are fixed-length UTF-8
+    (HDF5 cannot filter variable-length data); ``dataset.asstr()[:]`` reads them as ``str``.
+    """
+    if data is not None and data.dtype.kind in "OUS":
+        encoded = [str(v).encode() for v in data.ravel()]
+        width = max((len(b) for b in encoded), default=1) or 1
+        dtype = _h5py().string_dtype("utf-8", width)
+        data = np.array(encoded, dtype=dtype).reshape(data.shape)
+    shape = kwargs.pop("shape", None) or data.shape
+    if "chunks" not in kwargs:
+        kwargs["chunks"] = tuple(max(1, min(n, 65536)) for n in shape) if shape else None
+    kwargs.setdefault("maxshape", (None, *shape[1:]))
+    return group.create_dataset(name, shape=shape, data=data, **_compression(compression), **kwargs)
 
 
 class HDF5Backend(Backend):
@@ -123,11 +143,32 @@ class HDF5Backend(Backend):
     def open_read(self, path: Path):
         return HDF5Handle(path)
 
+    def drop_parts(self, path: Path, parts: list[int]) -> None:
+        """Rewrite the store without ``parts`` and without its index, marked incomplete.
+
+        The rewrite goes to a temporary file that replaces the store in one rename.
+        """
+        h5py = _h5py()
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with h5py.File(tmp, "w") as dst, _open(path) as src:
+                group = dst.create_group("parts")
+                for k in src["parts"]:
+                    if int(k) not in parts:
+                        src.copy(src["parts"][k], group, name=k)
+                dst.attrs["featcache"] = json.dumps(
+                    {**json.loads(src.attrs["featcache"]), "complete": False}
+                )
+            os.replace(tmp, path)
+        finally:
+            remove_path(tmp)
+
 
 class HDF5Handle:
     """Read access to one HDF5 store."""
 
     def __init__(self, path: Path):
+        self.path = Path(path)
         self.file = _open(path)
 
     def attrs(self) -> dict:
@@ -146,10 +187,24 @@ class HDF5Handle:
         )
 
     def frames(self, k: int):
-        return self.file[f"parts/{k}/frames"]
+        """``parts/<k>/frames`` as :class:`CheckedFrames` (fletcher32 errors name the part)."""
+        try:
+            return CheckedFrames(self.file[f"parts/{k}/frames"], self.path, k)
+        except DECODE_ERRORS as e:
+            raise damaged(self.path, f"part {k}", f"cannot open its frames: {e}") from e
 
     def pooled(self) -> np.ndarray:
         return self.file["pooled/mean"][...]
+
+    def part_numbers(self) -> list[int]:
+        return sorted(int(k) for k in self.file["parts"] if k.isdigit())
+
+    def part_meta(self, k: int) -> PartMeta:
+        return PartMeta.from_json(json.loads(self.file[f"parts/{k}"].attrs[PART_ATTR]))
+
+    def part_pooled(self, k: int, read: bool = False):
+        dataset = self.file[f"parts/{k}/pooled"]
+        return dataset[...] if read else dataset
 
     def close(self) -> None:
         self.file.close()
@@ -167,13 +222,13 @@ class _HDF5PartSink(PartSink):
         self._tmp = work_dir(path) / f"{tmp_name(k)}.h5"
         self._file = h5py.File(self._tmp, "w")
         num_layers, dim = shape_ld
-        self._frames = self._file.create_dataset(
+        self._frames = create_checked_dataset(
+            self._file,
             "frames",
             shape=(0, num_layers, dim),
-            maxshape=(None, num_layers, dim),
             chunks=(CHUNK_FRAMES, 1, max(1, dim)),
             dtype=dtype,
-            **_compression(compression),
+            compression=compression,
         )
 
     def write(self, start: int, frames: np.ndarray) -> None:
@@ -182,7 +237,7 @@ class _HDF5PartSink(PartSink):
         self._frames[start:end] = frames
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
-        self._file.create_dataset("pooled", data=pooled, dtype="float32")
+        create_checked_dataset(self._file, "pooled", pooled.astype(np.float32))
         self._file.attrs[PART_ATTR] = json.dumps(meta.to_json())
         self._file.close()
         os.replace(self._tmp, self._final)
@@ -194,21 +249,20 @@ class _HDF5PartSink(PartSink):
 
 
 def _write_index(f, index: Index, compression: str) -> None:
-    h5py = _h5py()
-    text = h5py.string_dtype("utf-8")
-    f.create_dataset("utt_id", data=np.array(index.utt_id, dtype=object), dtype=text)
-    f.create_dataset("part", data=index.part.astype(np.int32))
-    f.create_dataset("offset", data=index.offset.astype(np.int64))
-    f.create_dataset("num_frames", data=index.num_frames.astype(np.int64))
+    create_checked_dataset(f, "utt_id", np.array(index.utt_id, dtype=object))
+    create_checked_dataset(f, "part", index.part.astype(np.int32))
+    create_checked_dataset(f, "offset", index.offset.astype(np.int64))
+    create_checked_dataset(f, "num_frames", index.num_frames.astype(np.int64))
     n, num_layers, dim = index.pooled.shape
-    f.create_dataset(
+    create_checked_dataset(
+        f,
         "pooled/mean",
-        data=index.pooled.astype(np.float32),
-        chunks=(max(1, min(n, 256)), max(1, num_layers), max(1, dim)) if n else None,
-        **(_compression(compression) if n else {}),
+        index.pooled.astype(np.float32),
+        chunks=(max(1, min(n, 256)), max(1, num_layers), max(1, dim)),
+        compression=compression,
     )
-    f.create_dataset("errors/utt_id", data=np.array(index.error_ids, dtype=object), dtype=text)
-    f.create_dataset("errors/reason", data=np.array(index.error_reasons, dtype=object), dtype=text)
+    create_checked_dataset(f, "errors/utt_id", np.array(index.error_ids, dtype=object))
+    create_checked_dataset(f, "errors/reason", np.array(index.error_reasons, dtype=object))
 
 
 def _work_part_files(path: Path) -> dict[int, Path]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from featcache.errors import StoreNotFoundError
 from featcache.store.base import format_of, get_backend, list_stores, work_dir
+from featcache.store.verify import last_verified
 
 
 def describe_cache(cache_dir) -> list[dict]:
@@ -45,6 +46,7 @@ def _describe(name: str, path: Path) -> dict:
         "created": attrs.get("created"),
         "errors": {},
         "parts": "",
+        "verified": last_verified(path.parent, name, path),
     }
     if out["complete"]:
         handle = backend.open_read(path)
@@ -92,6 +94,7 @@ def format_table(rows: list[dict], show_errors: int = 5) -> str:
         lines.append(
             f"  model     {up.get('architecture')}, config sha256 {sha}, created {r['created']}"
         )
+        lines.append(f"  verified  {r['verified']}")
         if r["policy"]:
             policy = "; ".join(f"{k}={v}" for k, v in r["policy"].items())
             wrapped = textwrap.wrap(policy, width=96, initial_indent="  policy    ",

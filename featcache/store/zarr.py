@@ -17,6 +17,11 @@ hidden states:
 
 Strings (``utt_id``, ``errors/*``) use zarr 3's variable-length UTF-8 type; plain
 ``zarr.open_group(path)["utt_id"][:]`` returns a numpy array of ``str``.
+
+Every array goes through :func:`create_checked_array`: its codec chain ends in a ``crc32c``
+checksum, so a flipped or truncated byte is a read error, and every chunk is written even when
+it equals the fill value, so a complete part has every chunk key and a deleted chunk is detected
+(zarr would otherwise read it back as zeros): :func:`missing_chunks`.
 """
 
 from __future__ import annotations
@@ -38,17 +43,42 @@ from featcache.store.base import (
     tmp_name,
     work_dir,
 )
+from featcache.store.damage import DECODE_ERRORS, CheckedFrames, chunk_rows, damaged
 
 PART_ATTR = "featcache_part"
 
 
-def frame_compressors(compression: str = DEFAULT_COMPRESSION):
-    """The codec pipeline for frames and pooled means: "lz4", "zstd" (Blosc, level 1) or "none"."""
-    from zarr.codecs import BloscCodec
+def frame_compressors(compression: str = DEFAULT_COMPRESSION) -> list:
+    """The bytes-to-bytes codecs of every array: "lz4"/"zstd" (Blosc, level 1) or none, then crc32c."""
+    from zarr.codecs import BloscCodec, Crc32cCodec
 
-    if compression == "none":
-        return None
-    return [BloscCodec(cname=compression, clevel=1, shuffle="shuffle")]
+    codecs = (
+        []
+        if compression == "none"
+        else [BloscCodec(cname=compression, clevel=1, shuffle="shuffle")]
+    )
+    return [*codecs, Crc32cCodec()]
+
+
+def create_checked_array(group, name: str, *, compression: str = "none", **kwargs):
+    """``group.create_array`` with the checksummed codec chain and every chunk written.
+
+    Every array of a store is made here (frames, pooled means, index, int8 scales alike).
+    """
+    return group.create_array(
+        name,
+        compressors=frame_compressors(compression),
+        config={"write_empty_chunks": True},
+        **kwargs,
+    )
+
+
+def missing_chunks(folder: Path, array) -> list[tuple[int, ...]]:
+    """Chunk coordinates of ``array`` (stored in ``folder``) whose chunk file does not exist."""
+    import itertools
+
+    grid = itertools.product(*(range(n) for n in array.cdata_shape))
+    return [c for c in grid if not (folder / array.metadata.encode_chunk_key(c)).is_file()]
 
 
 class ZarrBackend(Backend):
@@ -100,12 +130,13 @@ class ZarrBackend(Backend):
         _put(group, "offset", index.offset.astype(np.int64))
         _put(group, "num_frames", index.num_frames.astype(np.int64))
         pooled = group.require_group("pooled")
-        pooled.create_array(
+        create_checked_array(
+            pooled,
             "mean",
             shape=(n, num_layers, dim),
             chunks=(max(1, min(n, 256)), num_layers, max(1, dim)),
             dtype="float32",
-            compressors=frame_compressors(attrs.get("compression", DEFAULT_COMPRESSION)),
+            compression=attrs.get("compression", DEFAULT_COMPRESSION),
             overwrite=True,
         )[...] = index.pooled
         errors = group.require_group("errors")
@@ -119,11 +150,18 @@ class ZarrBackend(Backend):
     def open_read(self, path: Path):
         return ZarrHandle(path)
 
+    def drop_parts(self, path: Path, parts: list[int]) -> None:
+        """Mark the store incomplete and remove ``parts`` (``featcache verify --repair``)."""
+        self.mark_incomplete(path)
+        for k in parts:
+            remove_path(path / "parts" / str(k))
+
 
 class ZarrHandle:
     """Read access to one Zarr store."""
 
     def __init__(self, path: Path):
+        self.path = Path(path)
         self.group = _open(path, "r")
         self._frames: dict[int, object] = {}
 
@@ -143,12 +181,38 @@ class ZarrHandle:
         )
 
     def frames(self, k: int):
+        """``parts/<k>/frames`` as :class:`CheckedFrames`, once every chunk key is found."""
         if k not in self._frames:
-            self._frames[k] = self.group[f"parts/{k}/frames"]
+            try:
+                array = self.group[f"parts/{k}/frames"]
+            except DECODE_ERRORS as e:
+                raise damaged(self.path, f"part {k}", f"cannot open its frames: {e}") from e
+            gone = missing_chunks(self.path / "parts" / str(k) / "frames", array)
+            if gone:
+                rows = chunk_rows(gone[0], array.chunks[0], array.shape[0])
+                key = array.metadata.encode_chunk_key(gone[0])
+                raise damaged(self.path, f"part {k}, {rows}",
+                              f"{len(gone)} chunk file(s) missing, e.g. frames/{key}")  # fmt: skip
+            self._frames[k] = CheckedFrames(array, self.path, k)
         return self._frames[k]
 
     def pooled(self) -> np.ndarray:
         return self.group["pooled/mean"][...]
+
+    def part_numbers(self) -> list[int]:
+        parts = self.path / "parts"
+        found = parts.iterdir() if parts.is_dir() else ()
+        return sorted(int(p.name) for p in found if p.name.isdigit())
+
+    def part_meta(self, k: int) -> PartMeta:
+        return PartMeta.from_json(self.group[f"parts/{k}"].attrs[PART_ATTR])
+
+    def part_pooled(self, k: int, read: bool = False):
+        """Part ``k``'s pooled means: the array (every chunk key checked), or its values."""
+        array = self.group[f"parts/{k}/pooled"]
+        if missing_chunks(self.path / "parts" / str(k) / "pooled", array):
+            raise StoreError(f"parts/{k}/pooled: chunk file(s) missing")
+        return array[...] if read else array
 
     def close(self) -> None:
         pass
@@ -167,12 +231,13 @@ class _ZarrPartSink(PartSink):
         self._tmp.parent.mkdir(parents=True, exist_ok=True)
         self._group = zarr.create_group(store=str(self._tmp))
         num_layers, dim = shape_ld
-        self._frames = self._group.create_array(
+        self._frames = create_checked_array(
+            self._group,
             "frames",
             shape=(0, num_layers, dim),
             chunks=(CHUNK_FRAMES, 1, max(1, dim)),
             dtype=dtype,
-            compressors=frame_compressors(compression),
+            compression=compression,
         )
 
     def write(self, start: int, frames: np.ndarray) -> None:
@@ -184,12 +249,13 @@ class _ZarrPartSink(PartSink):
         import zarr
 
         n = len(pooled)
-        self._group.create_array(
+        create_checked_array(
+            self._group,
             "pooled",
             shape=pooled.shape,
             chunks=(max(1, n), *pooled.shape[1:]),
             dtype="float32",
-            compressors=frame_compressors(self._compression),
+            compression=self._compression,
         )[...] = pooled
         self._group.attrs[PART_ATTR] = meta.to_json()
         if not (self._final.parent / "zarr.json").exists():  # create() was killed half-way
@@ -217,7 +283,8 @@ def _open(path: Path, mode: str):
 
 
 def _put(group, name: str, values: np.ndarray, dtype=None) -> None:
-    arr = group.create_array(
+    arr = create_checked_array(
+        group,
         name,
         shape=values.shape,
         chunks=(max(1, min(len(values), 65536)),),
