@@ -59,22 +59,11 @@ def layer_selection(interface: str, readers: list) -> tuple[str, list[list[int] 
     return "last", selected
 
 
-def prepare(
-    config: TrainConfig, log: Log, task_state: dict | None = None, fit_normalize: bool = True
-) -> dict[str, Any]:
-    """Readers, joined utterances, the fitted task, datasets and the (untrained) model.
-
-    With ``config.normalize == "global"`` the model standardises its inputs with statistics of
-    the training split (:mod:`featcache.train.normalize`); ``fit_normalize`` False leaves them
-    to a checkpoint's ``load_state_dict`` (evaluate).
-    """
-    from featcache.fusion import build_interface
+def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) -> dict:
+    """Readers, the manifest, the joined utterances and the fitted task: what a run is about."""
     from featcache.heads import build_task
     from featcache.manifest import Manifest
-    from featcache.train.checkpoint import seed_everything
-    from featcache.train.data import CachedDataset, join_caches
-    from featcache.train.model import FusionModel
-    from featcache.train.normalize import Standardize, estimate
+    from featcache.train.data import join_caches
 
     readers = open_readers(config.cache, config.upstreams)
     manifest = Manifest.load(config.manifest) if config.manifest else readers[0].manifest()
@@ -86,6 +75,31 @@ def prepare(
         task.fit([joined.labels[u] for u in joined.ids["train"]])
     else:
         task.load_state(task_state)
+    return {"readers": readers, "joined": joined, "task": task}
+
+
+def prepare(
+    config: TrainConfig,
+    log: Log,
+    task_state: dict | None = None,
+    fit_normalize: bool = True,
+    data: dict | None = None,
+) -> dict[str, Any]:
+    """Readers, joined utterances, the fitted task, datasets and the (untrained) model.
+
+    With ``config.normalize == "global"`` the model standardises its inputs with statistics of
+    the training split (:mod:`featcache.train.normalize`); ``fit_normalize`` False leaves them
+    to a checkpoint's ``load_state_dict`` (evaluate). ``data`` is :func:`resolve_data`'s result
+    when the caller already has it.
+    """
+    from featcache.fusion import build_interface
+    from featcache.train.checkpoint import seed_everything
+    from featcache.train.data import CachedDataset
+    from featcache.train.model import FusionModel
+    from featcache.train.normalize import Standardize, estimate
+
+    data = data or resolve_data(config, log, task_state)
+    readers, joined, task = data["readers"], data["joined"], data["task"]
     interface_name, layers = layer_selection(config.interface, readers)
     datasets = {
         split: CachedDataset(
@@ -134,27 +148,49 @@ def prepare(
     }
 
 
-# options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every")
+def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> None:
+    """``--overwrite``: delete ``out``, but only when it is a featcache run folder."""
+    from featcache.train.identity import is_run_folder
 
-
-def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
-    """Prepare ``out``; True when it holds a finished run of the same config."""
-    saved = out / "config.json"
-    if overwrite and out.exists():
+    if not (overwrite and out.exists()):
+        return
+    if out.is_dir() and (is_run_folder(out) or not any(out.iterdir())):
         shutil.rmtree(out)
-    if saved.exists():
-        previous = json.loads(saved.read_text())
-        current = config.to_dict()
-        changed = sorted(k for k in current
-                         if previous.get(k) != current[k] and k not in EXECUTION_ONLY)  # fmt: skip
-        if changed:
-            raise ConfigError(
-                f"{out} holds a run with a different config ({', '.join(changed)} differ); "
-                "use another --out, or --overwrite to start over"
-            )
-        return (out / "summary.json").exists()
-    return False
+        return
+    raise ConfigError(
+        f"{out}: not a featcache training run folder (no config.json of a run); --overwrite "
+        f"deletes only run folders: choose another --out or remove it yourself"
+    )
+
+
+def check_identity(out: Path, config: TrainConfig, identity: dict) -> bool:
+    """Refuse a run folder that holds another run; True when it holds this run, finished.
+
+    The comparison uses content (:mod:`featcache.train.identity`), not path strings.
+    """
+    from featcache.train.identity import (
+        EXECUTION_ONLY,
+        PATH_OPTIONS,
+        identity_change,
+        read_identity,
+    )
+
+    if not (out / "config.json").exists():
+        return False
+    previous = read_identity(out)
+    if previous is not None:
+        changed = identity_change(previous, identity)
+    else:  # a run folder from before identity.json: compare the options that are not paths
+        old, new = json.loads((out / "config.json").read_text()), config.to_dict()
+        names = sorted(k for k in new if old.get(k) != new[k]
+                       and k not in (*EXECUTION_ONLY, *PATH_OPTIONS))  # fmt: skip
+        changed = f"option(s) {', '.join(names)}" if names else None
+    if changed:
+        raise ConfigError(
+            f"{out} holds a run with a different config ({changed} changed); use another "
+            "--out, or --overwrite to start over"
+        )
+    return (out / "summary.json").exists()
 
 
 def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dict[str, Any]:
@@ -163,6 +199,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
 
     from featcache.train import checkpoint
     from featcache.train.distributed import barrier, setup, teardown
+    from featcache.train.identity import FILE, run_identity
     from featcache.train.trainer import Trainer
 
     if not config.out:
@@ -172,17 +209,21 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
     out = Path(config.out)
     main_log = log if dist.is_main else (lambda line: None)
     try:
-        if check_run_folder(out, config, overwrite and dist.is_main):
+        check_run_folder(out, config, overwrite and dist.is_main)
+        barrier(dist)
+        data = resolve_data(config, main_log)  # user errors surface before the run folder exists
+        identity = run_identity(config, data["readers"], data["joined"], data["task"])
+        if check_identity(out, config, identity):
             summary = json.loads((out / "summary.json").read_text())
             main_log(f"{out} is already complete")
             main_log(results_line(summary))
             return summary
-        barrier(dist)
         started = time.perf_counter()
-        parts = prepare(config, main_log)  # user errors surface before the run folder exists
+        parts = prepare(config, main_log, data=data)
         out.mkdir(parents=True, exist_ok=True)
-        if dist.is_main:
+        if dist.is_main:  # paths as given now: evaluate finds a moved cache from here
             (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+            (out / FILE).write_text(json.dumps(identity, indent=2, default=str) + "\n")
         extra = {"shapes": parts["shapes"], "upstreams": [r.name for r in parts["readers"]]}
         trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], out, dist,
                           main_log, extra)  # fmt: skip
