@@ -27,6 +27,9 @@ from featcache.store.base import (
 )
 from featcache.store.builder import DEFAULT_PART_SIZE
 
+# manifest fields that decide an utterance's frames; any other field is a label
+AUDIO_FIELDS = ("audio", "start", "duration", "channel")
+
 
 @dataclass
 class ExtractConfig:
@@ -81,6 +84,10 @@ class ExtractResult:
 def extract(config: ExtractConfig) -> ExtractResult:
     """Run the extraction stage.
 
+    Nothing on disk changes until :func:`check_before_writing` has passed every check and the
+    dask scheduler (if any) answered; the cache folder is then locked (:mod:`featcache.store.lock`)
+    for the whole run.
+
     Parameters
     ----------
     config : ExtractConfig
@@ -93,34 +100,135 @@ def extract(config: ExtractConfig) -> ExtractResult:
     ------
     StoreError
         The manifest differs from the one the cache was built from (other than by added
-        utterances), or an existing store was built with other options.
+        utterances or changed labels), or an existing store was built with other options.
+    LockedError
+        Another process is writing the same cache folder.
     """
-    from featcache.manifest import Manifest
-    from featcache.upstreams import upstream_slug
+    from featcache.store.lock import CacheLock, command_line
 
-    _check_options(config)
-    manifest = Manifest.load(config.manifest)
+    config = resolve_paths(config)
     cache = Path(config.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    slugs = {upstream_slug(name) for name in config.upstreams}
-    check_manifest_change(cache, manifest, config.overwrite, slugs)
-    if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != manifest.sha256():
-        manifest.write(cache / "manifest.jsonl")
-    client, cluster = _start_dask(config)
+    lock = CacheLock(cache, command_line())
     try:
-        stores = [_extract_one(config, manifest, name, client) for name in config.upstreams]
+        if cache.is_dir():
+            lock.acquire()  # a second writer stops here, before loading any model
+        ready = check_before_writing(config)
+        client, cluster = _start_dask(config)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+            if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != ready.sha256:
+                _write_manifest_copy(ready.manifest, cache)
+            stores = [_extract_one(config, ready.manifest, job, client) for job in ready.jobs]
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
     finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        lock.release()
     return ExtractResult(stores)
 
 
-def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: set[str]) -> None:
-    """Refuse a manifest that changes or drops utterances of the cache's manifest.
+@dataclass
+class _StoreJob:
+    """One upstream, loaded and checked: its store path and attrs."""
 
-    Added utterances are fine (they become new parts). ``overwrite`` accepts any change when
+    name: str
+    upstream: object
+    path: Path
+    attrs: dict
+    load_seconds: float
+
+
+@dataclass
+class _Ready:
+    """What :func:`check_before_writing` found: the manifest and one job per upstream."""
+
+    manifest: object
+    sha256: str
+    jobs: list[_StoreJob]
+
+
+def resolve_paths(config: ExtractConfig) -> ExtractConfig:
+    """The config with absolute cache and manifest paths (dask workers have other folders)."""
+    from dataclasses import replace
+
+    return replace(config, cache=Path(config.cache).expanduser().resolve(),
+                   manifest=Path(config.manifest).expanduser().resolve())  # fmt: skip
+
+
+def check_before_writing(config: ExtractConfig) -> _Ready:
+    """Every check of ``extract``, reading only: options, the manifest and how it changed
+    against the cache's copy, the scheduler address, each upstream (loaded), its ``--layers``,
+    and whether each existing store can take this run's parts.
+    """
+    from featcache.manifest import Manifest
+    from featcache.store.base import parse_layers
+    from featcache.store.builder import make_attrs
+    from featcache.upstreams import load_upstream, upstream_slug
+
+    _check_options(config)
+    if config.scheduler is not None:
+        check_scheduler_address(config.scheduler)
+    manifest = Manifest.load(config.manifest)
+    cache = Path(config.cache)
+    slugs = {upstream_slug(name) for name in config.upstreams}
+    check_manifest_change(cache, manifest, config.overwrite, slugs)
+    jobs = []
+    for name in config.upstreams:
+        started = time.perf_counter()
+        # workers load their own copy; the driver only needs metadata then, so keep it off the GPU
+        device = "cpu" if config.workers or config.scheduler else config.device
+        upstream = load_upstream(name, device=device, autocast=config.autocast)
+        layers = parse_layers(config.layers, upstream.num_layers, f"upstream {name!r}")
+        attrs = make_attrs(
+            provenance=upstream.provenance,
+            sample_rate=upstream.sample_rate,
+            frame_rate=upstream.frame_rate,
+            model_num_layers=upstream.num_layers,
+            hidden_size=upstream.hidden_size,
+            layers=layers,
+            dtype=config.dtype,
+            manifest_sha256=manifest.sha256(),
+            policy=upstream.policy,
+            compression=config.compression,
+        )
+        attrs["torch_threads"] = _threads_per_process(config)  # provenance of the forwards
+        path = store_path(cache, upstream_slug(name), config.format)
+        _check_other_format(path)
+        if not config.overwrite:
+            _check_store_compatible(path, attrs)
+        jobs.append(_StoreJob(name, upstream, path, attrs, time.perf_counter() - started))
+    return _Ready(manifest, manifest.sha256(), jobs)
+
+
+def _check_store_compatible(path: Path, attrs: dict) -> None:
+    from featcache.store.base import format_of, get_backend
+    from featcache.store.builder import incompatibility
+
+    if not path.exists():
+        return
+    why = incompatibility(get_backend(format_of(path)).read_attrs(path), attrs)
+    if why:
+        raise StoreError(
+            f"{path}: existing store {why}; use --overwrite to rebuild it or a new --cache folder"
+        )
+
+
+def _write_manifest_copy(manifest, cache: Path) -> None:
+    from featcache.oserrors import disk_full_is_error
+
+    with disk_full_is_error(str(cache / "manifest.jsonl")):
+        manifest.write(cache / "manifest.jsonl")
+
+
+def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: set[str]) -> None:
+    """Refuse a manifest that changes the audio of, or drops, utterances of the cache's manifest.
+
+    Added utterances are fine (they become new parts); so are changed labels, splits or order
+    (fields other than :data:`AUDIO_FIELDS` do not change features: the stores are kept and
+    their index follows the new order). ``overwrite`` accepts any change when
     every store in the cache is being rebuilt (``rebuilding``: store names); a store left
     behind would otherwise hold frames of audio the new manifest no longer describes.
     """
@@ -134,9 +242,11 @@ def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: se
     removed = [u.id for u in old if u.id not in manifest]
     changed = []
     for u in old:
-        if u.id in manifest and manifest[u.id].to_dict() != u.to_dict():
-            a, b = u.to_dict(), manifest[u.id].to_dict()
-            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        if u.id not in manifest:
+            continue
+        a, b = u.to_dict(), manifest[u.id].to_dict()
+        keys = sorted(k for k in AUDIO_FIELDS if a.get(k) != b.get(k))
+        if keys:
             changed.append(f"{u.id!r} (line {manifest[u.id].line}: {', '.join(keys)})")
     if (removed or changed) and overwrite:
         stale = sorted(set(list_stores(cache)) - rebuilding)
@@ -159,35 +269,15 @@ def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: se
         )
 
 
-def _extract_one(config, manifest, name, client) -> StoreSummary:
-    from featcache.store.base import parse_layers
-    from featcache.store.builder import StoreBuilder, make_attrs
-    from featcache.upstreams import load_upstream, upstream_slug
+def _extract_one(config, manifest, job: _StoreJob, client) -> StoreSummary:
+    from featcache.store.builder import StoreBuilder
 
     started = time.perf_counter()
-    path = store_path(config.cache, upstream_slug(name), config.format)
-    # workers load their own copy; the driver only needs metadata then, so keep it off the GPU
-    device = "cpu" if client is not None else config.device
-    upstream = load_upstream(name, device=device, autocast=config.autocast)
-    loaded = time.perf_counter()
-    layers = parse_layers(config.layers, upstream.num_layers, f"upstream {name!r}")
-    attrs = make_attrs(
-        provenance=upstream.provenance,
-        sample_rate=upstream.sample_rate,
-        frame_rate=upstream.frame_rate,
-        model_num_layers=upstream.num_layers,
-        hidden_size=upstream.hidden_size,
-        layers=layers,
-        dtype=config.dtype,
-        manifest_sha256=manifest.sha256(),
-        policy=upstream.policy,
-        compression=config.compression,
-    )
+    name, upstream, path, attrs = job.name, job.upstream, job.path, job.attrs
     if config.overwrite:
         _discard_unless_resumable(path, attrs)
-    _check_other_format(path)
     builder = StoreBuilder(path, config.format, attrs, manifest.ids(), config.part_size)
-    summary = StoreSummary(name=name, path=path, load_seconds=loaded - started)
+    summary = StoreSummary(name=name, path=path, load_seconds=job.load_seconds)
     todo = builder.missing_parts()
     summary.parts_reused = len(builder.plan) - len(todo)
     if todo or not builder.is_complete():
@@ -205,11 +295,13 @@ def _extract_one(config, manifest, name, client) -> StoreSummary:
         summary.audio_seconds, summary.forward_seconds = bar.seconds, bar.forward_seconds
         summary.parts_computed = len(todo)
         done = builder.finalize()
+    elif builder.needs_reindex():  # same utterances and audio; new order or labels
+        done = builder.reindex()
     else:
         done = _existing_summary(path, config.format)
     summary.num_utterances, summary.num_failed = done["num_utterances"], done["num_failed"]
     summary.errors = done["errors"]
-    summary.wall_seconds = time.perf_counter() - started
+    summary.wall_seconds = time.perf_counter() - started + job.load_seconds
     return summary
 
 
@@ -274,13 +366,42 @@ class _Progress:
         self.bar.close()
 
 
+SCHEDULER_TIMEOUT = "10s"  # to connect to --scheduler; an absent scheduler fails this fast
+
+
+def check_scheduler_address(address: str) -> None:
+    """Refuse a ``--scheduler`` that is not a dask scheduler address (``tcp://host:port``)."""
+    import re
+
+    if re.match(r"^https?://", address):
+        raise ConfigError(
+            f"--scheduler {address}: that is a web (dashboard) address; give the scheduler's "
+            f"own address, e.g. tcp://host:8786 (printed when the scheduler starts)"
+        )
+    proto, _, rest = address.rpartition("://")
+    if proto not in ("", "tcp", "tls", "ucx", "inproc", "ws", "wss") or not re.fullmatch(
+        r"\[?[A-Za-z0-9_.:-]+\]?(:\d+)?(/.*)?", rest
+    ):
+        raise ConfigError(
+            f"--scheduler {address!r}: not a dask scheduler address; use tcp://host:port "
+            f"(e.g. tcp://10.0.0.5:8786)"
+        )
+
+
 def _start_dask(config):
     if config.scheduler is None and not config.workers:
         return None, None
     from distributed import Client, LocalCluster
 
     if config.scheduler is not None:
-        return Client(config.scheduler), None
+        try:
+            return Client(config.scheduler, timeout=SCHEDULER_TIMEOUT), None
+        except (OSError, TimeoutError, ValueError) as e:
+            raise ConfigError(
+                f"--scheduler {config.scheduler}: no dask scheduler answered within "
+                f"{SCHEDULER_TIMEOUT} ({type(e).__name__}); check the address and that the "
+                f"scheduler is running (nothing was written)"
+            ) from None
     cluster = LocalCluster(
         n_workers=config.workers,
         threads_per_worker=1,
@@ -290,19 +411,20 @@ def _start_dask(config):
     return Client(cluster), cluster
 
 
-def _threads_per_process(config: ExtractConfig) -> int | None:
-    """Torch threads per extracting process: --threads, else the cores shared by local workers.
+def _threads_per_process(config: ExtractConfig) -> int:
+    """Torch threads of every forward, in this process and in every dask worker alike.
 
-    Thread counts change float32 results in the last bits, so arrays are byte-identical across
-    worker counts only for equal --threads (the tests pin 1); otherwise they agree to ~1e-6.
+    ``--threads``, else the driver's own torch thread count (all cores unless pinned). Thread
+    counts change float32 results in the last bits, so one count for all processes is what
+    makes the arrays byte-identical whatever the worker count; it is recorded in the store's
+    attrs (``torch_threads``). On CPU, N local workers then share the cores N-fold: pass
+    ``--threads`` (e.g. cores / N) to avoid that, for the same bits at any worker count.
     """
     if config.threads:
         return config.threads
-    if config.workers:
-        import os
+    import torch
 
-        return max(1, (os.cpu_count() or 1) // config.workers)
-    return None
+    return torch.get_num_threads()
 
 
 def _discard_unless_resumable(path: Path, attrs: dict) -> None:
