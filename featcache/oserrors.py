@@ -55,6 +55,6 @@ def disk_full_is_error(what: str, cleanup: Iterable[Path] = ()) -> Iterator[None
                 else:
                     path.unlink(missing_ok=True)
         raise DiskFullError(
-            f"{what}: no space left on the device; free some space (the partial file was "
-            f"removed) and run the same command again to resume"
+            f"{what}: no space left on the device; free some space (what was partly written "
+            f"was removed) and run the same command again to resume"
         ) from e

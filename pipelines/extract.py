@@ -104,6 +104,7 @@ def extract(config: ExtractConfig) -> ExtractResult:
     LockedError
         Another process is writing the same cache folder.
     """
+    from featcache.oserrors import disk_full_is_error
     from featcache.store.lock import CacheLock, command_line
 
     config = resolve_paths(config)
@@ -117,9 +118,10 @@ def extract(config: ExtractConfig) -> ExtractResult:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             lock.acquire()
-            if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != ready.sha256:
-                _write_manifest_copy(ready.manifest, cache)
-            stores = [_extract_one(config, ready.manifest, job, client) for job in ready.jobs]
+            with disk_full_is_error(str(cache)):  # parts in flight are aborted, finished ones kept
+                if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != ready.sha256:
+                    ready.manifest.write(cache / "manifest.jsonl")
+                stores = [_extract_one(config, ready.manifest, job, client) for job in ready.jobs]
         finally:
             if client is not None:
                 client.close()
@@ -214,13 +216,6 @@ def _check_store_compatible(path: Path, attrs: dict) -> None:
         raise StoreError(
             f"{path}: existing store {why}; use --overwrite to rebuild it or a new --cache folder"
         )
-
-
-def _write_manifest_copy(manifest, cache: Path) -> None:
-    from featcache.oserrors import disk_full_is_error
-
-    with disk_full_is_error(str(cache / "manifest.jsonl")):
-        manifest.write(cache / "manifest.jsonl")
 
 
 def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: set[str]) -> None:

@@ -82,10 +82,13 @@ class HDF5Backend(Backend):
     def create(self, path: Path, attrs: dict) -> None:
         h5py = _h5py()
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with h5py.File(tmp, "w") as f:
-            f.attrs["featcache"] = json.dumps(attrs)
-            f.create_group("parts")
-        os.replace(tmp, path)
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["featcache"] = json.dumps(attrs)
+                f.create_group("parts")
+            os.replace(tmp, path)
+        finally:
+            remove_path(tmp)
 
     def read_attrs(self, path: Path) -> dict:
         with _open(path) as f:
@@ -125,20 +128,23 @@ class HDF5Backend(Backend):
         work.mkdir(parents=True, exist_ok=True)
         tmp = work / f"assemble-{uuid.uuid4().hex[:8]}.h5"
         new_parts = _work_part_files(path)
-        with h5py.File(tmp, "w") as dst, _open(path) as src:
-            parts = dst.create_group("parts")
-            for k in src["parts"]:
-                if int(k) not in new_parts:
-                    src.copy(src["parts"][k], parts, name=k)
-            for k, file in new_parts.items():
-                with h5py.File(file, "r") as part:
-                    group = parts.create_group(str(k))
-                    group.attrs[PART_ATTR] = part.attrs[PART_ATTR]
-                    for name in ("frames", "pooled"):
-                        part.copy(part[name], group, name=name)
-            _write_index(dst, index, attrs.get("compression", DEFAULT_COMPRESSION))
-            dst.attrs["featcache"] = json.dumps(attrs)
-        os.replace(tmp, path)
+        try:
+            with h5py.File(tmp, "w") as dst, _open(path) as src:
+                parts = dst.create_group("parts")
+                for k in src["parts"]:
+                    if int(k) not in new_parts:
+                        src.copy(src["parts"][k], parts, name=k)
+                for k, file in new_parts.items():
+                    with h5py.File(file, "r") as part:
+                        group = parts.create_group(str(k))
+                        group.attrs[PART_ATTR] = part.attrs[PART_ATTR]
+                        for name in ("frames", "pooled"):
+                            part.copy(part[name], group, name=name)
+                _write_index(dst, index, attrs.get("compression", DEFAULT_COMPRESSION))
+                dst.attrs["featcache"] = json.dumps(attrs)
+            os.replace(tmp, path)
+        finally:
+            remove_path(tmp)  # a failed assembly (a full disk) leaves no temporary file
 
     def open_read(self, path: Path):
         return HDF5Handle(path)
@@ -222,14 +228,18 @@ class _HDF5PartSink(PartSink):
         self._tmp = work_dir(path) / f"{tmp_name(k)}.h5"
         self._file = h5py.File(self._tmp, "w")
         num_layers, dim = shape_ld
-        self._frames = create_checked_dataset(
-            self._file,
-            "frames",
-            shape=(0, num_layers, dim),
-            chunks=(CHUNK_FRAMES, 1, max(1, dim)),
-            dtype=dtype,
-            compression=compression,
-        )
+        try:
+            self._frames = create_checked_dataset(
+                self._file,
+                "frames",
+                shape=(0, num_layers, dim),
+                chunks=(CHUNK_FRAMES, 1, max(1, dim)),
+                dtype=dtype,
+                compression=compression,
+            )
+        except BaseException:
+            self.abort()  # e.g. a full disk while creating the dataset
+            raise
 
     def write(self, start: int, frames: np.ndarray) -> None:
         end = start + len(frames)

@@ -229,16 +229,20 @@ class _ZarrPartSink(PartSink):
         self._final = path / "parts" / str(k)
         self._tmp = work_dir(path) / tmp_name(k)
         self._tmp.parent.mkdir(parents=True, exist_ok=True)
-        self._group = zarr.create_group(store=str(self._tmp))
-        num_layers, dim = shape_ld
-        self._frames = create_checked_array(
-            self._group,
-            "frames",
-            shape=(0, num_layers, dim),
-            chunks=(CHUNK_FRAMES, 1, max(1, dim)),
-            dtype=dtype,
-            compression=compression,
-        )
+        try:
+            self._group = zarr.create_group(store=str(self._tmp))
+            num_layers, dim = shape_ld
+            self._frames = create_checked_array(
+                self._group,
+                "frames",
+                shape=(0, num_layers, dim),
+                chunks=(CHUNK_FRAMES, 1, max(1, dim)),
+                dtype=dtype,
+                compression=compression,
+            )
+        except BaseException:
+            remove_path(self._tmp)  # e.g. a full disk while creating the arrays
+            raise
 
     def write(self, start: int, frames: np.ndarray) -> None:
         end = start + len(frames)

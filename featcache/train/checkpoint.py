@@ -9,6 +9,7 @@ to such values here (numpy's state is a tuple holding an ndarray).
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
@@ -25,17 +26,28 @@ from featcache.oserrors import disk_full_is_error
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` into a temporary file, then rename: a kill never leaves half a file.
 
-    A full disk raises :class:`featcache.errors.DiskFullError` and removes the temporary file;
-    the previous checkpoint stays as it was.
+    The checkpoint is serialised in memory and written with plain file writes, so a full disk
+    is an ``OSError`` (torch's zip writer reports it as a bare RuntimeError): it raises
+    :class:`featcache.errors.DiskFullError`, the temporary file is removed and the previous
+    checkpoint stays as it was.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     try:
         with disk_full_is_error(str(path), cleanup=[tmp]):
-            torch.save(obj, tmp)
+            _write_file(tmp, buffer.getbuffer())
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # any other failure (a bug, Ctrl-C) leaves nothing either
+
+
+def _write_file(path: Path, data) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load(path: Path) -> dict[str, Any]:

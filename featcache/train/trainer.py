@@ -250,10 +250,13 @@ class Trainer:
     def write_history(self) -> None:
         if not self.dist.is_main:
             return
+        from featcache.oserrors import disk_full_is_error
+
         lines = "".join(json.dumps(line) + "\n" for line in self.state["history"])
         tmp = self.out / ".metrics.jsonl.tmp"
-        tmp.write_text(lines)
-        tmp.replace(self.out / "metrics.jsonl")
+        with disk_full_is_error(str(self.out / "metrics.jsonl"), cleanup=[tmp]):
+            tmp.write_text(lines)
+            tmp.replace(self.out / "metrics.jsonl")
 
     def save_last(self) -> None:
         if self.dist.is_main:
