@@ -10,6 +10,7 @@ while everything else completes.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ def extract(config: ExtractConfig) -> ExtractResult:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             lock.acquire()
+            if client is not None:
+                check_workers_see(client, cache)
             with disk_full_is_error(str(cache)):  # parts in flight are aborted, finished ones kept
                 if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != ready.sha256:
                     ready.manifest.write(cache / "manifest.jsonl")
@@ -404,6 +407,16 @@ def _start_dask(config):
         dashboard_address=None,
     )
     return Client(cluster), cluster
+
+
+def check_workers_see(client, cache: Path) -> None:
+    """Refuse a cache folder that some dask worker cannot see (it would write elsewhere or fail)."""
+    blind = sorted(w for w, seen in client.run(os.path.isdir, str(cache)).items() if not seen)
+    if blind:
+        raise ConfigError(
+            f"--cache {cache}: dask worker(s) {', '.join(blind[:3])} cannot see this folder; "
+            f"put the cache on storage every worker mounts at the same path"
+        )
 
 
 def _threads_per_process(config: ExtractConfig) -> int:

@@ -185,3 +185,16 @@ def test_two_workers_equal_one_process_without_a_threads_flag(tmp_path):
     for key in a:
         assert np.array_equal(a[key], b[key]), key
     assert open_cache(two.stores[0].path).attrs["torch_threads"] == 2
+
+
+def test_a_cache_folder_some_worker_cannot_see_is_refused(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from featcache.errors import ConfigError
+    from featcache.pipelines.extract import check_workers_see
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        check_workers_see(client, tmp_path)
+        with pytest.raises(ConfigError, match="cannot see this folder"):
+            check_workers_see(client, tmp_path / "only-on-the-driver")
