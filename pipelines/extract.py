@@ -394,7 +394,7 @@ def _start_dask(config):
     if config.scheduler is not None:
         try:
             return Client(config.scheduler, timeout=SCHEDULER_TIMEOUT), None
-        except (OSError, TimeoutError, ValueError) as e:
+        except Exception as e:  # refused, timed out, or something else answered (any error)
             raise ConfigError(
                 f"--scheduler {config.scheduler}: no dask scheduler answered within "
                 f"{SCHEDULER_TIMEOUT} ({type(e).__name__}); check the address and that the "

@@ -198,3 +198,33 @@ def test_a_cache_folder_some_worker_cannot_see_is_refused(tmp_path):
         check_workers_see(client, tmp_path)
         with pytest.raises(ConfigError, match="cannot see this folder"):
             check_workers_see(client, tmp_path / "only-on-the-driver")
+
+
+def test_a_scheduler_address_where_something_else_answers_is_one_line(tmp_path, capsys):
+    """A port where another program answers with bytes that are not dask's protocol."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer():
+        for _ in range(8):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"\x7f" * 64 + b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    manifest = make_tone_corpus(tmp_path / "corpus", utterances=2).path
+    try:
+        code, _, err = _cli(capsys, "extract", manifest, "-u", "fbank", "--cache",
+                            tmp_path / "cache", "--scheduler",
+                            f"tcp://127.0.0.1:{server.getsockname()[1]}")  # fmt: skip
+    finally:
+        server.close()
+    assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "cache").exists()

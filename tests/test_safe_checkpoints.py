@@ -90,3 +90,22 @@ def test_damaged_checkpoint_is_a_one_line_error(hconv_run, tmp_path, capsys):
     (run / "best.pt").write_bytes((good / "best.pt").read_bytes()[:100])
     code, err = _cli(capsys, "evaluate", run)
     assert code == 1 and "best.pt: damaged or not a checkpoint" in err
+
+
+def test_malicious_checkpoint_refusal_is_one_line_in_a_real_process(hconv_run, tmp_path):
+    """Outside pytest torch warns about the foreign pickle protocol first: still one line."""
+    import subprocess
+    import sys
+
+    _, good = hconv_run
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_bytes((good / "config.json").read_bytes())
+    marker = tmp_path / "pwned"
+    with open(run / "best.pt", "wb") as f:
+        pickle.dump({"model": _Payload(marker)}, f, protocol=4)
+    done = subprocess.run([sys.executable, "-m", "featcache.cli.main", "evaluate", str(run)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1 and not marker.exists()
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "refused to load" in done.stderr

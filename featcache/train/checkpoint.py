@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +61,27 @@ def load(path: Path) -> dict[str, Any]:
         is damaged.
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols first
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path}: refused to load: it holds objects other than tensors and plain values "
-            f"({first[:160]}); featcache never writes such files, so do not trust this run folder"
+            f"({_unpickler_reason(e)}); featcache never writes such files, so do not trust "
+            f"this run folder"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(
             f"{path}: damaged or not a checkpoint ({type(e).__name__}: {str(e)[:160]}); "
             f"delete it and train again"
         ) from None
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The line of torch's long weights-only message that says what was refused."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    found = [line for line in lines if line.startswith(("Unsupported", "Trying to"))]
+    return (found or lines or [type(error).__name__])[0][:160]
 
 
 def rng_state() -> dict[str, Any]:
