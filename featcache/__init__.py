@@ -6,7 +6,16 @@ them, so importing featcache is instant.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "open_cache"]
+__all__ = ["Cache", "__version__", "open_cache"]
+
+
+def __getattr__(name):
+    # featcache.Cache without importing the store package (and numpy) at ``import featcache``
+    if name == "Cache":
+        from featcache.store.cache import Cache
+
+        return Cache
+    raise AttributeError(f"module 'featcache' has no attribute {name!r}")
 
 
 def open_cache(path, upstream=None):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featcache.atomic import write_atomic
 from featcache.errors import ConfigError, DependencyError
 
 SAMPLE_RATE = 16000
@@ -176,7 +177,7 @@ def make_demo_corpus(
     if config_path.exists() and json.loads(config_path.read_text()) != wanted:
         shutil.rmtree(out / "wav", ignore_errors=True)  # an interrupted run with other settings
     (out / "wav").mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(wanted, indent=1))
+    write_atomic(config_path, json.dumps(wanted, indent=1))
 
     records = plan_corpus(voices, utterances, seed)
     with tempfile.TemporaryDirectory(dir=out) as tmp:

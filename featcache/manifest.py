@@ -177,24 +177,22 @@ class Manifest:
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write the canonical JSONL atomically (temporary file, then rename)."""
-        return write_bytes_atomic(Path(path), self.to_jsonl())
+        return _write(Path(path), self.to_jsonl())
 
 
 def write_manifest(records: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Path:
     """Write dicts as a manifest, keeping relative audio paths as given (atomic)."""
     lines = (json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records)
-    return write_bytes_atomic(Path(path), "".join(lines).encode("utf-8"))
+    return _write(Path(path), "".join(lines).encode("utf-8"))
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write(path: Path, data: bytes) -> Path:
+    """Write manifest bytes atomically, gzip-compressed for a ``.gz`` name (reproducibly)."""
+    from featcache.atomic import write_atomic
+
     if path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, data)
 
 
 def validate_manifest(path: str | os.PathLike, check_audio: bool = True) -> list[Problem]:

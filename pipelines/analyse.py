@@ -19,12 +19,13 @@ import numpy as np
 
 from featcache.analysis.inputs import (
     load_manifest,
-    open_readers,
     pooled_features,
     resolve_task,
     select_utterances,
 )
+from featcache.atomic import write_atomic
 from featcache.errors import ConfigError
+from featcache.store import Cache
 
 LEVELS = ("pooled", "frames")
 
@@ -68,7 +69,7 @@ def run_probe(
 
     if level not in LEVELS:
         raise ConfigError(f"--level {level!r}: use pooled or frames")
-    readers = open_readers(cache, upstreams)
+    readers = Cache.open(cache).readers(upstreams)
     ids, labels = select_utterances(readers, load_manifest(readers, manifest), split, label)
     task = resolve_task(task, labels)
     y = np.asarray(labels, dtype=float if task == "regress" else None)
@@ -132,7 +133,7 @@ def _probe_frames(reader, ids, y, task, cv, max_frames, seed):
 def _write_probe(out: Path, summary: dict) -> None:
     from featcache.analysis.plots import probe_curves, save_png
 
-    (out / "probe.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(out / "probe.json", json.dumps(summary, indent=2))
     with open(out / "probe.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["upstream", "layer", "mean", "std", "metric", "folds", "rows"])
@@ -184,7 +185,7 @@ def run_similarity(
 
     if level not in LEVELS:
         raise ConfigError(f"--level {level!r}: use pooled or frames")
-    readers = open_readers(cache, upstreams)
+    readers = Cache.open(cache).readers(upstreams)
     names = list(readers)
     ids, _ = select_utterances(readers, load_manifest(readers, manifest), split)
     budget = max_bytes or DEFAULT_MAX_BYTES
@@ -271,7 +272,7 @@ def _write_similarity(out: Path, result: dict) -> None:
     np.savez(out / "similarity.npz", **arrays)
     meta = {k: v for k, v in result.items() if k != "matrices"}
     meta["pairs"] = similarity_highlights(result)
-    (out / "similarity.json").write_text(json.dumps(meta, indent=2))
+    write_atomic(out / "similarity.json", json.dumps(meta, indent=2))
     title = f"linear CKA between layers ({result['level']}, {result['n']} utterances)"
     fig = cka_grid(result["names"], result["matrices"], result["layers"], title=title)
     save_png(fig, out / "similarity.png")
@@ -330,7 +331,7 @@ def run_select(
     from featcache.analysis.select import DEFAULT_WEIGHT, UpstreamSelector
 
     weight = DEFAULT_WEIGHT if weight is None else weight
-    readers = open_readers(cache, upstreams)
+    readers = Cache.open(cache).readers(upstreams)
     if len(readers) < 2:
         raise ConfigError(f"{cache}: selection needs at least two upstreams; found {list(readers)}")
     ids, labels = select_utterances(readers, load_manifest(readers, manifest), split, label)
@@ -368,7 +369,7 @@ def run_select(
             runs_dir=(out or Path(".")) / "validate", log=log,
         )  # fmt: skip
     if out is not None:
-        (out / "selection.json").write_text(json.dumps(result, indent=2))
+        write_atomic(out / "selection.json", json.dumps(result, indent=2))
         with open(out / "selection.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["rank", "upstreams", "score", "strength", "complementarity", "best_layers"])
@@ -438,7 +439,6 @@ def run_report(
     else is computed at the pooled level (cheap).
     """
     from featcache.analysis.report import build_report, read_run
-    from featcache.manifest import write_bytes_atomic
     from featcache.store.info import describe_cache
 
     # every folder given must exist before anything slow runs
@@ -451,7 +451,7 @@ def run_report(
         _need(Path(r), "featcache train")
     stores = describe_cache(cache)
     if upstreams:
-        names = set(open_readers(cache, upstreams))
+        names = set(Cache.open(cache).readers(upstreams))
         stores = [s for s in stores if s["name"] in names]
     if probe is not None:
         probe_result = json.loads(_need(Path(probe) / "probe.json", "featcache probe").read_text())
@@ -476,7 +476,7 @@ def run_report(
                         selection=select_result)  # fmt: skip
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(out, page.encode("utf-8"))
+    return write_atomic(out, page)
 
 
 def _need(path: Path, command: str) -> Path:

@@ -1,6 +1,8 @@
 """The extraction stage: run each upstream once over a manifest and cache every layer.
 
-One store per upstream (``CACHE/<slug>.zarr`` or ``.h5``). Utterances are grouped into parts by
+One store per upstream (``CACHE/<slug>.zarr`` or ``.h5``); what may happen to an existing cache
+folder (resume, append, refuse, rebuild) is decided by :class:`featcache.store.Cache`, this stage
+only orchestrates (dask, progress, timing). Utterances are grouped into parts by
 manifest order alone (:mod:`featcache.store.builder`); each part is computed and written by one
 process (this one, or one dask worker each with ``--workers``/``--scheduler``), and the index is
 written last, so a crash at any moment costs only the parts in flight: rerunning the same command
@@ -16,20 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featcache.errors import ConfigError, StoreError
+from featcache.errors import ConfigError
 from featcache.pipelines.extract_parts import PartJob, compute_part, run_part, writer_executor
-from featcache.store.base import (
-    COMPRESSIONS,
-    DTYPES,
-    FORMATS,
-    remove_path,
-    store_path,
-    work_dir,
-)
+from featcache.store import COMPRESSIONS, DTYPES, FORMATS, Cache
 from featcache.store.builder import DEFAULT_PART_SIZE
-
-# manifest fields that decide an utterance's frames; any other field is a label
-AUDIO_FIELDS = ("audio", "start", "duration", "channel")
 
 
 @dataclass
@@ -106,25 +98,25 @@ def extract(config: ExtractConfig) -> ExtractResult:
         Another process is writing the same cache folder.
     """
     from featcache.oserrors import disk_full_is_error
-    from featcache.store.lock import CacheLock, command_line
+    from featcache.store.lock import command_line
 
     config = resolve_paths(config)
-    cache = Path(config.cache)
-    lock = CacheLock(cache, command_line())
+    cache = Cache(config.cache)
+    lock = cache.lock(command_line())
     try:
-        if cache.is_dir():
+        if cache.path.is_dir():
             lock.acquire()  # a second writer stops here, before loading any model
-        ready = check_before_writing(config)
+        ready = check_before_writing(config, cache)
         client, cluster = _start_dask(config)
         try:
-            cache.mkdir(parents=True, exist_ok=True)
+            cache = Cache.create(config.cache)
             lock.acquire()
             if client is not None:
-                check_workers_see(client, cache)
-            with disk_full_is_error(str(cache)):  # parts in flight are aborted, finished ones kept
-                if not (cache / "manifest.jsonl").exists() or _read_sha(cache) != ready.sha256:
-                    ready.manifest.write(cache / "manifest.jsonl")
-                stores = [_extract_one(config, ready.manifest, job, client) for job in ready.jobs]
+                check_workers_see(client, cache.path)
+            with disk_full_is_error(str(cache.path)):  # parts in flight are aborted, done ones kept
+                cache.accept_manifest(ready.manifest, config.overwrite, config.upstreams)
+                stores = [_extract_one(config, cache, ready.manifest, job, client)
+                          for job in ready.jobs]  # fmt: skip
         finally:
             if client is not None:
                 client.close()
@@ -137,11 +129,10 @@ def extract(config: ExtractConfig) -> ExtractResult:
 
 @dataclass
 class _StoreJob:
-    """One upstream, loaded and checked: its store path and attrs."""
+    """One upstream, loaded and checked, and the attrs of its store."""
 
     name: str
     upstream: object
-    path: Path
     attrs: dict
     load_seconds: float
 
@@ -151,7 +142,6 @@ class _Ready:
     """What :func:`check_before_writing` found: the manifest and one job per upstream."""
 
     manifest: object
-    sha256: str
     jobs: list[_StoreJob]
 
 
@@ -163,23 +153,21 @@ def resolve_paths(config: ExtractConfig) -> ExtractConfig:
                    manifest=Path(config.manifest).expanduser().resolve())  # fmt: skip
 
 
-def check_before_writing(config: ExtractConfig) -> _Ready:
-    """Every check of ``extract``, reading only: options, the manifest and how it changed
-    against the cache's copy, the scheduler address, each upstream (loaded), its ``--layers``,
-    and whether each existing store can take this run's parts.
+def check_before_writing(config: ExtractConfig, cache: Cache) -> _Ready:
+    """Every check of ``extract``, reading only: options, the scheduler address, the manifest
+    and how it changed against the cache's copy, each upstream (loaded), its ``--layers``, and
+    whether each existing store can take this run's parts (:meth:`Cache.check_store`).
     """
     from featcache.manifest import Manifest
-    from featcache.store.base import parse_layers
+    from featcache.store import parse_layers
     from featcache.store.builder import make_attrs
-    from featcache.upstreams import load_upstream, upstream_slug
+    from featcache.upstreams import load_upstream
 
     _check_options(config)
     if config.scheduler is not None:
         check_scheduler_address(config.scheduler)
     manifest = Manifest.load(config.manifest)
-    cache = Path(config.cache)
-    slugs = {upstream_slug(name) for name in config.upstreams}
-    check_manifest_change(cache, manifest, config.overwrite, slugs)
+    cache.check_manifest(manifest, config.overwrite, config.upstreams)
     jobs = []
     for name in config.upstreams:
         started = time.perf_counter()
@@ -200,81 +188,17 @@ def check_before_writing(config: ExtractConfig) -> _Ready:
             compression=config.compression,
         )
         attrs["torch_threads"] = _threads_per_process(config)  # provenance of the forwards
-        path = store_path(cache, upstream_slug(name), config.format)
-        _check_other_format(path)
-        if not config.overwrite:
-            _check_store_compatible(path, attrs)
-        jobs.append(_StoreJob(name, upstream, path, attrs, time.perf_counter() - started))
-    return _Ready(manifest, manifest.sha256(), jobs)
+        cache.check_store(name, config.format, attrs, config.overwrite)
+        jobs.append(_StoreJob(name, upstream, attrs, time.perf_counter() - started))
+    return _Ready(manifest, jobs)
 
 
-def _check_store_compatible(path: Path, attrs: dict) -> None:
-    from featcache.store.base import format_of, get_backend
-    from featcache.store.builder import incompatibility
-
-    if not path.exists():
-        return
-    why = incompatibility(get_backend(format_of(path)).read_attrs(path), attrs)
-    if why:
-        raise StoreError(
-            f"{path}: existing store {why}; use --overwrite to rebuild it or a new --cache folder"
-        )
-
-
-def check_manifest_change(cache: Path, manifest, overwrite: bool, rebuilding: set[str]) -> None:
-    """Refuse a manifest that changes the audio of, or drops, utterances of the cache's manifest.
-
-    Added utterances are fine (they become new parts); so are changed labels, splits or order
-    (fields other than :data:`AUDIO_FIELDS` do not change features: the stores are kept and
-    their index follows the new order). ``overwrite`` accepts any change when
-    every store in the cache is being rebuilt (``rebuilding``: store names); a store left
-    behind would otherwise hold frames of audio the new manifest no longer describes.
-    """
-    from featcache.manifest import Manifest
-    from featcache.store.base import list_stores
-
-    old_file = cache / "manifest.jsonl"
-    if not old_file.exists() or _read_sha(cache) == manifest.sha256():
-        return
-    old = Manifest.load(old_file)
-    removed = [u.id for u in old if u.id not in manifest]
-    changed = []
-    for u in old:
-        if u.id not in manifest:
-            continue
-        a, b = u.to_dict(), manifest[u.id].to_dict()
-        keys = sorted(k for k in AUDIO_FIELDS if a.get(k) != b.get(k))
-        if keys:
-            changed.append(f"{u.id!r} (line {manifest[u.id].line}: {', '.join(keys)})")
-    if (removed or changed) and overwrite:
-        stale = sorted(set(list_stores(cache)) - rebuilding)
-        if stale:
-            raise StoreError(
-                f"{manifest.path}: changes utterances of cache {cache}, whose store(s) "
-                f"{', '.join(stale)} --overwrite would leave stale; rebuild them too (add their "
-                f"-u) or remove them, or use a new --cache folder"
-            )
-        return
-    if removed or changed:
-        what = []
-        if changed:
-            what.append(f"{len(changed)} changed, e.g. {changed[0]}")
-        if removed:
-            what.append(f"{len(removed)} removed, e.g. {removed[0]!r}")
-        raise StoreError(
-            f"{manifest.path}: differs from the manifest cache {cache} was built from "
-            f"({'; '.join(what)}); use --overwrite to rebuild the stores or a new --cache folder"
-        )
-
-
-def _extract_one(config, manifest, job: _StoreJob, client) -> StoreSummary:
-    from featcache.store.builder import StoreBuilder
-
+def _extract_one(config, cache: Cache, manifest, job: _StoreJob, client) -> StoreSummary:
     started = time.perf_counter()
-    name, upstream, path, attrs = job.name, job.upstream, job.path, job.attrs
-    if config.overwrite:
-        _discard_unless_resumable(path, attrs)
-    builder = StoreBuilder(path, config.format, attrs, manifest.ids(), config.part_size)
+    name, upstream, attrs = job.name, job.upstream, job.attrs
+    builder = cache.builder(name, config.format, attrs, manifest.ids(),
+                            part_size=config.part_size, overwrite=config.overwrite)  # fmt: skip
+    path = builder.path
     summary = StoreSummary(name=name, path=path, load_seconds=job.load_seconds)
     todo = builder.missing_parts()
     summary.parts_reused = len(builder.plan) - len(todo)
@@ -296,7 +220,7 @@ def _extract_one(config, manifest, job: _StoreJob, client) -> StoreSummary:
     elif builder.needs_reindex():  # same utterances and audio; new order or labels
         done = builder.reindex()
     else:
-        done = _existing_summary(path, config.format)
+        done = cache.summary(name)
     summary.num_utterances, summary.num_failed = done["num_utterances"], done["num_failed"]
     summary.errors = done["errors"]
     summary.wall_seconds = time.perf_counter() - started + job.load_seconds
@@ -404,7 +328,7 @@ def _start_dask(config):
         n_workers=config.workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: 8787 may be taken (another cluster)
     )
     return Client(cluster), cluster
 
@@ -433,45 +357,6 @@ def _threads_per_process(config: ExtractConfig) -> int:
     import torch
 
     return torch.get_num_threads()
-
-
-def _discard_unless_resumable(path: Path, attrs: dict) -> None:
-    """``--overwrite``: drop the store, unless it is an interrupted build of this very job."""
-    from featcache.store.base import format_of, get_backend
-    from featcache.store.builder import incompatibility
-
-    if path.exists() and work_dir(path).exists():
-        old = get_backend(format_of(path)).read_attrs(path)
-        same_manifest = old.get("manifest_sha256") == attrs["manifest_sha256"]
-        if same_manifest and not old.get("complete") and incompatibility(old, attrs) is None:
-            return
-    remove_path(path)
-    remove_path(work_dir(path))
-
-
-def _check_other_format(path: Path) -> None:
-    for suffix in FORMATS.values():
-        other = path.with_name(path.name[: -len(path.suffix)] + suffix)
-        if other != path and other.exists():
-            raise StoreError(
-                f"{other}: this cache already holds the upstream in another format; "
-                f"use the same --format, --overwrite after removing it, or a new --cache folder"
-            )
-
-
-def _existing_summary(path: Path, format: str) -> dict:
-    from featcache.store.reader import CacheReader
-
-    reader = CacheReader(path)
-    out = {"num_utterances": len(reader), "num_failed": len(reader.errors), "errors": reader.errors}
-    reader.close()
-    return out
-
-
-def _read_sha(cache: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256((cache / "manifest.jsonl").read_bytes()).hexdigest()
 
 
 def _check_options(config: ExtractConfig) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from featcache.atomic import write_atomic, write_json
 from featcache.errors import ConfigError, FeatcacheError
 from featcache.pipelines.recipe import Recipe
 
@@ -399,5 +400,5 @@ def _fmt(v) -> str:
 
 
 def write_results(recipe: Recipe, result: RecipeResult) -> None:
-    (recipe.out / "results.json").write_text(json.dumps(results_rows(result.runs), indent=2) + "\n")
-    (recipe.out / "results.txt").write_text(format_results(result.runs) + "\n")
+    write_atomic(recipe.out / "results.txt", format_results(result.runs) + "\n")
+    write_json(recipe.out / "results.json", results_rows(result.runs), indent=2)

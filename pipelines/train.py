@@ -18,26 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from featcache.errors import ConfigError, StoreNotFoundError
+from featcache.atomic import write_json
+from featcache.errors import ConfigError
 from featcache.train.config import TrainConfig
 
 Log = Callable[[str], None]
-
-
-def open_readers(cache: str | Path, upstreams: list[str]) -> list:
-    """One reader per upstream (every store in the cache when ``upstreams`` is empty)."""
-    from featcache.store import list_stores, open_cache
-
-    cache = Path(cache)
-    if not upstreams:
-        if not cache.is_dir():
-            raise StoreNotFoundError(f"{cache}: no cache folder here; run `featcache extract`")
-        upstreams = sorted(list_stores(cache))
-        if not upstreams:
-            raise StoreNotFoundError(
-                f"{cache}: cache folder holds no store; run `featcache extract`"
-            )
-    return [open_cache(cache, u) for u in upstreams]
 
 
 def layer_selection(interface: str, readers: list) -> tuple[str, list[list[int] | None]]:
@@ -63,10 +48,12 @@ def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) 
     """Readers, the manifest, the joined utterances and the fitted task: what a run is about."""
     from featcache.heads import build_task
     from featcache.manifest import Manifest
+    from featcache.store import Cache
     from featcache.train.data import join_caches
 
-    readers = open_readers(config.cache, config.upstreams)
-    manifest = Manifest.load(config.manifest) if config.manifest else readers[0].manifest()
+    cache = Cache.open(config.cache)
+    readers = list(cache.readers(config.upstreams).values())
+    manifest = Manifest.load(config.manifest) if config.manifest else cache.manifest()
     joined = join_caches(readers, manifest, config.label, config.split_field)
     for line in joined.warnings():
         log(line)
@@ -222,8 +209,8 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         parts = prepare(config, main_log, data=data)
         out.mkdir(parents=True, exist_ok=True)
         if dist.is_main:  # paths as given now: evaluate finds a moved cache from here
-            (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-            (out / FILE).write_text(json.dumps(identity, indent=2, default=str) + "\n")
+            write_json(out / "config.json", config.to_dict(), indent=2)
+            write_json(out / FILE, identity, indent=2, default=str)
         extra = {"shapes": parts["shapes"], "upstreams": [r.name for r in parts["readers"]]}
         trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], out, dist,
                           main_log, extra)  # fmt: skip
@@ -235,7 +222,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         summary = make_summary(config, parts, metrics, best, state, trainer, dist.world_size)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         if dist.is_main:
-            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            write_json(out / "summary.json", summary, indent=2)
         main_log(results_line(summary))
         return summary
     finally:
@@ -323,6 +310,6 @@ def evaluate_run(
     parts["model"].load_state_dict(best["model"])
     trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], run, log=log)
     metrics = trainer.evaluate(split)
-    (run / f"eval_{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(run / f"eval_{split}.json", metrics, indent=2)
     log(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     return metrics

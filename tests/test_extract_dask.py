@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from featcache.pipelines.extract import ExtractConfig, extract
-from featcache.store.base import get_backend
+from featcache.store import get_backend
 
 SR = 16000
 UPSTREAM = "random:tiny-hubert"
@@ -93,7 +93,7 @@ def test_existing_cluster_via_scheduler_address(corpus, one_process, tmp_path):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:  # fmt: skip
+                      dashboard_address=":0") as cluster:  # fmt: skip
         cfg = ExtractConfig(corpus, [FAST], tmp_path, format="hdf5", device="cpu", threads=1,
                             part_size=2, scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
         summary = extract(cfg).stores[0]

@@ -194,7 +194,7 @@ def test_a_cache_folder_some_worker_cannot_see_is_refused(tmp_path):
     from featcache.pipelines.extract import check_workers_see
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+                      dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
         check_workers_see(client, tmp_path)
         with pytest.raises(ConfigError, match="cannot see this folder"):
             check_workers_see(client, tmp_path / "only-on-the-driver")

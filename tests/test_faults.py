@@ -111,7 +111,7 @@ def test_a_full_disk_during_a_checkpoint_write_resumes_to_the_clean_result(tmp_p
     clean = _featcache(*args, "--out", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
     run = tmp_path / "run"
-    full = _featcache(*args, "--out", run, fault="featcache.train.checkpoint:_write_file:3:enospc")
+    full = _featcache(*args, "--out", run, fault="featcache.train.checkpoint:_write_bytes:3:enospc")
     assert full.returncode == 1
     assert "last.pt: no space left" in _one_line(full) or "best.pt: no space" in full.stderr
     assert _leftovers(run) == []

@@ -18,8 +18,8 @@ from featcache import open_cache
 from featcache.errors import ConfigError, StoreError, StoreNotFoundError
 from featcache.manifest import Manifest
 from featcache.store import list_stores, parse_layers
-from featcache.store.base import work_dir
 from featcache.store.builder import StoreBuilder, make_attrs, open_part
+from featcache.store.paths import work_dir
 from featcache.testing.caches import write_cache
 
 FORMATS = ["zarr", "hdf5"]

@@ -1,35 +1,17 @@
-"""Inputs of the analysis stage: stores of a cache folder, labels and splits from its manifest."""
+"""Inputs of the analysis stage: labels and splits of the utterances a cache's stores share.
+
+Readers come from :meth:`featcache.store.Cache.readers` (store name -> reader).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from featcache.errors import ConfigError, StoreNotFoundError
+from featcache.errors import ConfigError
 
-__all__ = ["load_manifest", "open_readers", "pooled_features", "resolve_task", "select_utterances"]
-
-
-def open_readers(cache, upstreams: Sequence[str] = ()) -> dict:
-    """Store name -> CacheReader for the named upstreams (``-u``), or every store in ``cache``."""
-    from featcache.store import list_stores, open_cache
-
-    if upstreams:
-        readers = [open_cache(cache, upstream=u) for u in upstreams]
-    else:
-        stores = list_stores(cache)
-        if not stores:
-            what = "holds no store" if Path(cache).is_dir() else "does not exist"
-            raise StoreNotFoundError(f"cache folder {cache} {what}; run `featcache extract` first")
-        readers = [open_cache(path) for path in stores.values()]
-    out = {}
-    for r in readers:
-        if r.name in out:
-            raise ConfigError(f"upstream {r.name!r} given twice with -u")
-        out[r.name] = r
-    return out
+__all__ = ["load_manifest", "pooled_features", "resolve_task", "select_utterances"]
 
 
 def load_manifest(readers: dict, manifest=None):

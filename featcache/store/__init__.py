@@ -1,14 +1,95 @@
 """The layer store: one chunked Zarr v3 or HDF5 store per upstream in a cache folder.
 
-Format contract: DESIGN.md, "The layer cache". Reading: :func:`open_cache`. Writing: the extract
-pipeline drives :class:`~featcache.store.builder.StoreBuilder` and
-:func:`~featcache.store.builder.open_part`; tests build stores with
-:func:`featcache.testing.caches.write_cache`.
+Format contract: DESIGN.md, "The layer cache". A cache folder is a :class:`Cache`; one store is
+read with :func:`open_cache` (:class:`CacheReader`). The registries of store formats, frame
+dtypes and codecs below are the only place their names are written: ``featcache extract``'s
+choices and help come from them. Adding a dtype is one ``DTYPES.register`` line here plus its
+handling in the writer and the reader.
 """
 
 from __future__ import annotations
 
-from featcache.store.base import DTYPES, FORMATS, list_stores, parse_layers
-from featcache.store.reader import CacheReader, open_cache
+from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["DTYPES", "FORMATS", "CacheReader", "list_stores", "open_cache", "parse_layers"]
+from featcache.errors import StoreError
+from featcache.registry import Registry
+
+
+@dataclass(frozen=True)
+class StoreFormat:
+    """What a format name stands for: the store's suffix and its backend class."""
+
+    suffix: str
+    backend: str  # "module:Class"
+
+
+FORMATS = Registry("store format", "--format")
+FORMATS.register(
+    "zarr", "Zarr v3 folder <name>.zarr", StoreFormat(".zarr", "featcache.store.zarr:ZarrBackend")
+)
+FORMATS.register(
+    "hdf5", "one HDF5 file <name>.h5", StoreFormat(".h5", "featcache.store.hdf5:HDF5Backend")
+)
+
+DTYPES = Registry("frame dtype", "--dtype")
+DTYPES.register("float16", "half the bytes; extract's default", "float16")
+DTYPES.register("float32", "exact; for hidden states beyond float16's range", "float32")
+
+COMPRESSIONS = Registry("codec", "--compression")
+COMPRESSIONS.register("lz4", "Blosc lz4 level 1: fast (default)", "lz4")
+COMPRESSIONS.register("zstd", "Blosc zstd level 1: ~10% smaller, 2-3x slower to read", "zstd")
+COMPRESSIONS.register("none", "uncompressed: fastest reads", "none")
+
+
+def suffix_of(format: str) -> str:
+    """The store suffix of a format name (".zarr", ".h5")."""
+    return FORMATS.get(format).value.suffix
+
+
+def get_backend(format: str):
+    """The backend registered under ``format``; a :class:`featcache.store.base.Backend`."""
+    import importlib
+
+    module, cls = FORMATS.get(format).value.backend.split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def format_of(path: Path) -> str:
+    """The format of a store path, from its suffix."""
+    for name in FORMATS:
+        if Path(path).name.endswith(suffix_of(name)):
+            return name
+    suffixes = " or ".join(suffix_of(n) for n in FORMATS)
+    raise StoreError(f"{path}: not a featcache store (expected a name ending in {suffixes})")
+
+
+def store_name_of(path: Path) -> str | None:
+    """The store name of a path (``<name>.zarr`` -> ``name``), or None if it is no store."""
+    name = Path(path).name
+    if name.startswith("."):
+        return None
+    for fmt in FORMATS:
+        if name.endswith(suffix_of(fmt)) and len(name) > len(suffix_of(fmt)):
+            return name[: -len(suffix_of(fmt))]
+    return None
+
+
+# after the registry: these modules read it at import time
+from featcache.store.cache import Cache, list_stores, open_cache  # noqa: E402
+from featcache.store.layers import parse_layers  # noqa: E402
+from featcache.store.reader import CacheReader  # noqa: E402
+
+__all__ = [
+    "COMPRESSIONS",
+    "DTYPES",
+    "FORMATS",
+    "Cache",
+    "CacheReader",
+    "format_of",
+    "get_backend",
+    "list_stores",
+    "open_cache",
+    "parse_layers",
+    "suffix_of",
+]

@@ -5,6 +5,8 @@ function of the manifest alone (consecutive runs of ``part_size`` utterances in 
 saved before any part is computed and reused on resume, so a crashed run finishes with the same
 parts, in the same places, as an uninterrupted one. Utterances added to a manifest later go into
 new parts after the existing ones. Workers call :func:`open_part` to write one part each.
+Whether a store is built, resumed, appended to or rebuilt is decided by
+:meth:`featcache.store.cache.Cache.builder`.
 """
 
 from __future__ import annotations
@@ -16,17 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from featcache.atomic import write_atomic
 from featcache.errors import StoreError
-from featcache.store.base import (
-    DEFAULT_COMPRESSION,
-    FORMAT_VERSION,
-    Index,
-    PartWriter,
-    get_backend,
-    remove_path,
-    work_dir,
-    write_json_atomic,
-)
+from featcache.store import get_backend
+from featcache.store.base import DEFAULT_COMPRESSION, FORMAT_VERSION, Index
+from featcache.store.paths import remove_path, work_dir
+from featcache.store.writer import PartWriter
 
 DEFAULT_PART_SIZE = 32
 
@@ -112,7 +109,7 @@ class StoreBuilder:
         self.plan = self._make_plan(part_size)
         if not self.path.exists():
             self.backend.create(self.path, attrs)
-        elif self.missing_parts():
+        elif self.missing_parts() and not self.backend.atomic_index:
             self.backend.mark_incomplete(self.path)
 
     def missing_parts(self) -> list[int]:
@@ -222,7 +219,9 @@ class StoreBuilder:
             plan[first + j // part_size] = new[j : j + part_size]
         if new:
             plan_file.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(plan_file, {"part_size": part_size, "parts": plan})
+            write_atomic(
+                plan_file, json.dumps({"part_size": part_size, "parts": plan}, sort_keys=True)
+            )
         return plan
 
 

@@ -15,12 +15,12 @@ reasons and measurements given in :mod:`featcache.store.zarr` (HDF5 read one lay
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 
 import numpy as np
 
+from featcache.atomic import commit, replacing
 from featcache.errors import StoreError, StoreNotFoundError
 from featcache.store.base import (
     CHUNK_FRAMES,
@@ -29,11 +29,9 @@ from featcache.store.base import (
     Index,
     PartMeta,
     PartSink,
-    remove_path,
-    tmp_name,
-    work_dir,
 )
 from featcache.store.damage import DECODE_ERRORS, CheckedFrames, damaged
+from featcache.store.paths import remove_path, tmp_name, work_dir
 
 PART_ATTR = "featcache_part"
 
@@ -78,26 +76,20 @@ class HDF5Backend(Backend):
 
     name = "hdf5"
     suffix = ".h5"
+    # never modified in place (a kill could corrupt the file): finalize() replaces it whole, and
+    # until then its old index stays consistent with the parts it holds
+    atomic_index = True
+    single_file = True
 
     def create(self, path: Path, attrs: dict) -> None:
         h5py = _h5py()
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["featcache"] = json.dumps(attrs)
-                f.create_group("parts")
-            os.replace(tmp, path)
-        finally:
-            remove_path(tmp)
+        with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["featcache"] = json.dumps(attrs)
+            f.create_group("parts")
 
     def read_attrs(self, path: Path) -> dict:
         with _open(path) as f:
             return json.loads(f.attrs["featcache"])
-
-    def mark_incomplete(self, path: Path) -> None:
-        # never modify the file in place (a kill could corrupt it); finalize() replaces it whole,
-        # and until then its old index stays consistent with the parts it holds
-        pass
 
     def begin_part(
         self, path: Path, k: int, shape_ld: tuple[int, int], dtype: str, compression: str
@@ -142,7 +134,7 @@ class HDF5Backend(Backend):
                             part.copy(part[name], group, name=name)
                 _write_index(dst, index, attrs.get("compression", DEFAULT_COMPRESSION))
                 dst.attrs["featcache"] = json.dumps(attrs)
-            os.replace(tmp, path)
+            commit(tmp, path)
         finally:
             remove_path(tmp)  # a failed assembly (a full disk) leaves no temporary file
 
@@ -155,8 +147,7 @@ class HDF5Backend(Backend):
         The rewrite goes to a temporary file that replaces the store in one rename.
         """
         h5py = _h5py()
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
+        with replacing(path) as tmp:
             with h5py.File(tmp, "w") as dst, _open(path) as src:
                 group = dst.create_group("parts")
                 for k in src["parts"]:
@@ -165,9 +156,6 @@ class HDF5Backend(Backend):
                 dst.attrs["featcache"] = json.dumps(
                     {**json.loads(src.attrs["featcache"]), "complete": False}
                 )
-            os.replace(tmp, path)
-        finally:
-            remove_path(tmp)
 
 
 class HDF5Handle:
@@ -250,7 +238,7 @@ class _HDF5PartSink(PartSink):
         create_checked_dataset(self._file, "pooled", pooled.astype(np.float32))
         self._file.attrs[PART_ATTR] = json.dumps(meta.to_json())
         self._file.close()
-        os.replace(self._tmp, self._final)
+        commit(self._tmp, self._final)
 
     def abort(self) -> None:
         if self._file.id.valid:

@@ -8,7 +8,8 @@ import textwrap
 from pathlib import Path
 
 from featcache.errors import StoreNotFoundError
-from featcache.store.base import format_of, get_backend, list_stores, work_dir
+from featcache.store import format_of, get_backend, list_stores
+from featcache.store.paths import work_dir
 from featcache.store.verify import last_verified
 
 

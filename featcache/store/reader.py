@@ -1,68 +1,23 @@
-"""Reading a layer store: :func:`open_cache` and :class:`CacheReader`.
+"""Reading one layer store: :class:`CacheReader`.
 
-The reader holds only the small index in memory and opens the store lazily, so it can be pickled
-into DataLoader workers and dask workers; frames are read on demand.
+A cache folder opens through :class:`featcache.store.cache.Cache`, and
+:func:`featcache.store.open_cache` is the one-store shortcut. The reader holds only the small index
+in memory and opens the store lazily, so it can be pickled into DataLoader workers and dask
+workers; frames are read on demand.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-from featcache.errors import StoreError, StoreNotFoundError
-from featcache.store.base import CHUNK_FRAMES, FORMATS, format_of, get_backend, list_stores
+from featcache.errors import StoreError
+from featcache.store import format_of, get_backend, store_name_of
+from featcache.store.base import CHUNK_FRAMES
 from featcache.store.damage import DECODE_ERRORS, damaged
 
 DASK_ROWS = 8 * CHUNK_FRAMES  # frames per dask chunk of layer(l)
-
-
-def open_cache(path, upstream: str | None = None) -> CacheReader:
-    """Open one upstream's store for reading.
-
-    Parameters
-    ----------
-    path : str or Path
-        A store (``.zarr`` folder or ``.h5`` file), or a cache folder.
-    upstream : str, optional
-        With a cache folder: the upstream as given to ``extract -u`` (registry name, hub id,
-        folder) or its store name. Not needed when the folder holds one store.
-
-    Returns
-    -------
-    CacheReader
-    """
-    path = Path(path)
-    if any(path.name.endswith(s) for s in FORMATS.values()) and path.exists():
-        return CacheReader(path)
-    if not path.is_dir():
-        raise StoreNotFoundError(f"{path}: no cache folder or store here; run `featcache extract`")
-    stores = list_stores(path)
-    if not stores:
-        raise StoreNotFoundError(f"{path}: cache folder holds no store; run `featcache extract`")
-    if upstream is None:
-        if len(stores) == 1:
-            return CacheReader(next(iter(stores.values())))
-        raise StoreError(
-            f"{path}: holds {len(stores)} stores ({', '.join(stores)}); choose one with -u NAME"
-        )
-    for key in (upstream, slug_of(upstream)):
-        if key in stores:
-            return CacheReader(stores[key])
-    raise StoreNotFoundError(
-        f"{path}: no store for upstream {upstream!r} (have: {', '.join(stores)}); "
-        f"run `featcache extract ... -u {upstream}` first"
-    )
-
-
-def slug_of(name: str) -> str:
-    """The store name of an upstream name (featcache.upstreams.upstream_slug when available)."""
-    try:
-        from featcache.upstreams import upstream_slug
-    except ImportError:
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
-    return upstream_slug(name)
 
 
 class CacheReader:
@@ -94,7 +49,7 @@ class CacheReader:
     def __init__(self, path):
         self.path = Path(path)
         self.format = format_of(self.path)
-        self.name = self.path.name[: -len(FORMATS[self.format])]
+        self.name = store_name_of(self.path)
         self._handle = None
         handle = self._open()
         self.attrs = read_checked_attrs(handle, self.path)
@@ -196,12 +151,9 @@ class CacheReader:
 
     def manifest(self):
         """The manifest the cache was built from (``manifest.jsonl`` beside the store)."""
-        from featcache.manifest import Manifest
+        from featcache.store.cache import Cache
 
-        file = self.path.parent / "manifest.jsonl"
-        if not file.exists():
-            raise StoreNotFoundError(f"{file}: cache folder has no manifest copy; pass --manifest")
-        return Manifest.load(file)
+        return Cache(self.path.parent).manifest()
 
     def close(self) -> None:
         """Close the open file handle (the reader reopens on next use)."""

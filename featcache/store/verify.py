@@ -19,17 +19,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from featcache.atomic import write_json
 from featcache.errors import StoreError
-from featcache.store.base import (
-    CHUNK_FRAMES,
-    PartMeta,
-    format_of,
-    get_backend,
-    list_stores,
-    work_dir,
-    write_json_atomic,
-)
+from featcache.store import format_of, get_backend
+from featcache.store.base import CHUNK_FRAMES, PartMeta
 from featcache.store.damage import DECODE_ERRORS
+from featcache.store.paths import work_dir
 
 RECORD = ".verified.json"
 
@@ -134,6 +129,8 @@ def _check_index(handle, index, check: StoreCheck, deep: bool) -> None:
 
 def verify_cache(cache_dir, deep: bool = False) -> list[StoreCheck]:
     """:func:`verify_store` on every store of ``cache_dir``, each result recorded for ``info``."""
+    from featcache.store.cache import list_stores
+
     stores = list_stores(cache_dir)
     if not stores:
         raise StoreError(f"{cache_dir}: no featcache store here; run `featcache extract`")
@@ -178,7 +175,7 @@ def repair(check: StoreCheck, manifest_ids: list[str] | None = None) -> list[int
     work = work_dir(path)
     work.mkdir(parents=True, exist_ok=True)
     part_size = max((len(v) for v in plan.values()), default=1)
-    write_json_atomic(work / "plan.json", {"part_size": part_size, "parts": plan})
+    write_json(work / "plan.json", {"part_size": part_size, "parts": plan}, sort_keys=True)
     backend.drop_parts(path, bad)
     return bad
 
@@ -190,7 +187,7 @@ def record(cache_dir: Path, name: str, check: StoreCheck, deep: bool) -> None:
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # noqa: UP017
     seen[name] = {"when": when, "deep": deep, "ok": check.ok, "stamp": stamp(check.path),
                   "problems": [m for _, m in check.problems][:5]}  # fmt: skip
-    write_json_atomic(file, seen)
+    write_json(file, seen, sort_keys=True)
 
 
 def last_verified(cache_dir: Path, name: str, path: Path) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featcache.atomic import fsync_dir
 from featcache.errors import StoreError, StoreNotFoundError
 from featcache.store.base import (
     CHUNK_FRAMES,
@@ -39,11 +40,9 @@ from featcache.store.base import (
     Index,
     PartMeta,
     PartSink,
-    remove_path,
-    tmp_name,
-    work_dir,
 )
 from featcache.store.damage import DECODE_ERRORS, CheckedFrames, chunk_rows, damaged
+from featcache.store.paths import remove_path, tmp_name, work_dir
 
 PART_ATTR = "featcache_part"
 
@@ -265,7 +264,8 @@ class _ZarrPartSink(PartSink):
         if not (self._final.parent / "zarr.json").exists():  # create() was killed half-way
             zarr.open_group(str(self._final.parent.parent), mode="r+").require_group("parts")
         try:
-            os.rename(self._tmp, self._final)
+            os.rename(self._tmp, self._final)  # a folder: renamed whole, then made durable
+            fsync_dir(self._final.parent)
         except OSError:
             if not (self._final / "zarr.json").exists():
                 raise

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from featcache.store.base import FORMATS
-from featcache.store.builder import StoreBuilder, make_attrs, open_part
+from featcache.store import Cache
+from featcache.store.builder import make_attrs, open_part
 
 
 def write_cache(
@@ -28,6 +28,7 @@ def write_cache(
     layers: list[int] | None = None,
     part_size: int = 4,
     compression: str = "lz4",
+    source: str = "featcache.testing.caches",
 ) -> Path:
     """Write one store ``cache_dir/<name>.zarr`` (or ``.h5``) holding ``arrays``.
 
@@ -56,25 +57,26 @@ def write_cache(
         Utterances per part (small, so tests exercise several parts).
     compression : str
         "lz4", "zstd" or "none".
+    source : str
+        Recorded as the upstream's source (a hub id or folder, as a real extraction records).
 
     Returns
     -------
     Path
         The store.
     """
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     errors = dict(errors or {})
     unknown = [u for u in [*arrays, *errors] if u not in manifest]
     if unknown:
         raise ValueError(f"ids not in the manifest: {unknown[:5]}")
     num_layers, dim = next(iter(arrays.values())).shape[1:]
     layers = list(range(num_layers)) if layers is None else list(layers)
-    manifest.write(cache_dir / "manifest.jsonl")
+    cache = Cache.create(cache_dir)
+    manifest.write(cache.manifest_file)
     attrs = make_attrs(
         provenance={
             "name": name,
-            "source": "featcache.testing.caches",
+            "source": source,
             "revision": None,
             "architecture": "given-arrays",
             "config_sha256": None,
@@ -89,8 +91,8 @@ def write_cache(
         policy={"batching": "given arrays"},
         compression=compression,
     )
-    path = cache_dir / f"{name}{FORMATS[format]}"
-    builder = StoreBuilder(path, format, attrs, manifest.ids(), part_size)
+    builder = cache.builder(name, format, attrs, manifest.ids(), part_size=part_size)
+    path = builder.path
     full = np.arange(max(layers) + 1)
     with ThreadPoolExecutor(1) as executor:
         for k in builder.missing_parts():

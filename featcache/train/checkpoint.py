@@ -10,7 +10,6 @@ to such values here (numpy's state is a tuple holding an ndarray).
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import random
 import warnings
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from featcache.atomic import write_atomic
 from featcache.errors import CheckpointError
 from featcache.oserrors import disk_full_is_error
 
@@ -29,26 +29,17 @@ def save_atomic(obj: Any, path: Path) -> None:
 
     The checkpoint is serialised in memory and written with plain file writes, so a full disk
     is an ``OSError`` (torch's zip writer reports it as a bare RuntimeError): it raises
-    :class:`featcache.errors.DiskFullError`, the temporary file is removed and the previous
+    :class:`featcache.errors.DiskFullError`; the temporary file is removed and the previous
     checkpoint stays as it was.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    try:
-        with disk_full_is_error(str(path), cleanup=[tmp]):
-            _write_file(tmp, buffer.getbuffer())
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # any other failure (a bug, Ctrl-C) leaves nothing either
+    with disk_full_is_error(str(path)):
+        write_atomic(path, lambda f: _write_bytes(f, buffer.getbuffer()))
 
 
-def _write_file(path: Path, data) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+def _write_bytes(file, data) -> None:
+    file.write(data)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from featcache.atomic import write_atomic
 from featcache.train import checkpoint
 from featcache.train.config import TrainConfig
 from featcache.train.data import CachedDataset, FrameBatchSampler, make_loader, to_float32
@@ -253,10 +254,8 @@ class Trainer:
         from featcache.oserrors import disk_full_is_error
 
         lines = "".join(json.dumps(line) + "\n" for line in self.state["history"])
-        tmp = self.out / ".metrics.jsonl.tmp"
-        with disk_full_is_error(str(self.out / "metrics.jsonl"), cleanup=[tmp]):
-            tmp.write_text(lines)
-            tmp.replace(self.out / "metrics.jsonl")
+        with disk_full_is_error(str(self.out / "metrics.jsonl")):
+            write_atomic(self.out / "metrics.jsonl", lines)
 
     def save_last(self) -> None:
         if self.dist.is_main:

@@ -1,0 +1,326 @@
+"""A cache folder: the manifest copy, one store per upstream, and every decision about them.
+
+:class:`Cache` is the one object that knows the folder's layout (DESIGN.md, "The layer cache"):
+``CACHE/manifest.jsonl`` (the manifest the stores were built from) and ``CACHE/<store>.zarr`` or
+``.h5``, one per upstream. It finds an upstream's store by any of its names, opens readers, and
+decides what an extraction may do to an existing folder: resume an interrupted build, append
+utterances added to the manifest, refuse a changed manifest or other options, or rebuild with
+``overwrite``. Pipelines orchestrate; they ask the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from featcache.errors import ConfigError, StoreError, StoreNotFoundError
+from featcache.store import FORMATS, format_of, get_backend, store_name_of, suffix_of
+from featcache.store.paths import remove_path, work_dir
+from featcache.store.reader import CacheReader
+
+MANIFEST = "manifest.jsonl"
+# manifest fields that decide an utterance's frames; any other field is a label
+AUDIO_FIELDS = ("audio", "start", "duration", "channel")
+
+
+def list_stores(cache_dir) -> dict[str, Path]:
+    """Stores in a cache folder: store name -> path, sorted by name (empty if none)."""
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        return {}
+    found = ((store_name_of(p), p) for p in sorted(cache_dir.iterdir()))
+    return {name: p for name, p in found if name is not None}
+
+
+def store_name(upstream: str) -> str:
+    """The store name an upstream name is extracted under (its slug; the one place it is made)."""
+    from featcache.upstreams.registry import upstream_slug
+
+    return upstream_slug(upstream)
+
+
+def open_cache(path, upstream: str | None = None) -> CacheReader:
+    """Open one upstream's store for reading: the one-store shortcut of :class:`Cache`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A store (``.zarr`` folder or ``.h5`` file), or a cache folder.
+    upstream : str, optional
+        With a cache folder: the upstream as given to ``extract -u`` (registry name, hub id,
+        folder) or its store name. Not needed when the folder holds one store.
+
+    Returns
+    -------
+    CacheReader
+    """
+    path = Path(path)
+    if store_name_of(path) is not None and path.exists():
+        return CacheReader(path)
+    return Cache.open(path).reader(upstream)
+
+
+class Cache:
+    """One cache folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder. Use :meth:`open` for one that must exist, :meth:`create` to make it.
+
+    Examples
+    --------
+    >>> cache = Cache.open("cache")                         # doctest: +SKIP
+    >>> readers = cache.readers(["hubert-base", "fbank"])   # doctest: +SKIP
+    >>> cache.manifest().ids()[:2]                          # doctest: +SKIP
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"Cache({str(self.path)!r}, stores={list(self.stores())})"
+
+    @classmethod
+    def open(cls, path) -> Cache:
+        """An existing cache folder holding at least one store."""
+        cache = cls(path)
+        if not cache.path.is_dir():
+            raise StoreNotFoundError(
+                f"{cache.path}: no cache folder or store here; run `featcache extract`"
+            )
+        if not cache.stores():
+            raise StoreNotFoundError(
+                f"{cache.path}: cache folder holds no store; run `featcache extract`"
+            )
+        return cache
+
+    @classmethod
+    def create(cls, path) -> Cache:
+        """A cache folder, made if it does not exist yet."""
+        cache = cls(path)
+        if cache.path.exists() and not cache.path.is_dir():
+            raise ConfigError(f"--cache {cache.path}: is a file; give a folder")
+        cache.path.mkdir(parents=True, exist_ok=True)
+        return cache
+
+    # ---- the manifest copy
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / MANIFEST
+
+    def manifest(self):
+        """The manifest the stores were built from (:class:`featcache.manifest.Manifest`)."""
+        from featcache.manifest import Manifest
+
+        if not self.manifest_file.exists():
+            raise StoreNotFoundError(
+                f"{self.manifest_file}: cache folder has no manifest copy; pass --manifest"
+            )
+        return Manifest.load(self.manifest_file)
+
+    def manifest_sha256(self) -> str | None:
+        """sha256 of the manifest copy's bytes (equal to ``Manifest.sha256()``), or None."""
+        if not self.manifest_file.exists():
+            return None
+        return hashlib.sha256(self.manifest_file.read_bytes()).hexdigest()
+
+    def accept_manifest(self, manifest, overwrite: bool = False, rebuilding=()) -> None:
+        """Check ``manifest`` against the copy (:meth:`check_manifest`), then make it the copy."""
+        self.check_manifest(manifest, overwrite, rebuilding)
+        if self.manifest_sha256() != manifest.sha256():
+            manifest.write(self.manifest_file)
+
+    def check_manifest(self, manifest, overwrite: bool = False, rebuilding=()) -> None:
+        """Refuse a manifest that drops utterances of the copy or changes their audio.
+
+        Added utterances are fine (they become new parts of every store); so are changed
+        labels, splits or order: fields other than :data:`AUDIO_FIELDS` do not change frames,
+        so the stores are kept and their index follows the new order. A manifest that changes
+        or drops utterances is refused, unless ``overwrite`` and every store of the folder is
+        being rebuilt (``rebuilding``: upstream names): a store left behind would hold frames
+        of audio the new manifest no longer describes. Reads only.
+        """
+        from featcache.manifest import Manifest
+
+        rebuilding = {store_name(u) for u in rebuilding}
+        if not self.manifest_file.exists() or self.manifest_sha256() == manifest.sha256():
+            return
+        old = Manifest.load(self.manifest_file)
+        removed = [u.id for u in old if u.id not in manifest]
+        changed = []
+        for u in old:
+            if u.id not in manifest:
+                continue
+            a, b = u.to_dict(), manifest[u.id].to_dict()
+            keys = sorted(k for k in AUDIO_FIELDS if a.get(k) != b.get(k))
+            if keys:
+                changed.append(f"{u.id!r} (line {manifest[u.id].line}: {', '.join(keys)})")
+        if not (removed or changed):
+            return
+        if overwrite:
+            stale = sorted(set(self.stores()) - rebuilding)
+            if stale:
+                raise StoreError(
+                    f"{manifest.path}: changes utterances of cache {self.path}, whose store(s) "
+                    f"{', '.join(stale)} --overwrite would leave stale; rebuild them too (add "
+                    f"their -u) or remove them, or use a new --cache folder"
+                )
+            return
+        what = []
+        if changed:
+            what.append(f"{len(changed)} changed, e.g. {changed[0]}")
+        if removed:
+            what.append(f"{len(removed)} removed, e.g. {removed[0]!r}")
+        raise StoreError(
+            f"{manifest.path}: differs from the manifest cache {self.path} was built from "
+            f"({'; '.join(what)}); use --overwrite to rebuild the stores or a new --cache folder"
+        )
+
+    # ---- stores and readers
+
+    def stores(self) -> dict[str, Path]:
+        """Store name -> path of every store in the folder, sorted by name."""
+        return list_stores(self.path)
+
+    def store_path(self, upstream: str, format: str) -> Path:
+        """Where ``extract -u upstream --format format`` writes its store."""
+        return self.path / f"{store_name(upstream)}{suffix_of(format)}"
+
+    def find(self, upstream: str) -> Path:
+        """The store of ``upstream``, named as ``extract -u`` was given it or by its store name.
+
+        Any of an upstream's names finds its store: the registry name, the hub id it stands
+        for, the checkpoint folder, or the store name (``facebook--hubert-base-ls960``).
+        """
+        stores = self.stores()
+        for key in (upstream, store_name(upstream)):
+            if key in stores:
+                return stores[key]
+        wanted = _names_of(upstream)
+        for path in stores.values():
+            if wanted & _recorded_names(path):
+                return path
+        raise StoreNotFoundError(
+            f"{self.path}: no store for upstream {upstream!r} (have: {', '.join(stores)}); "
+            f"run `featcache extract ... -u {upstream}` first"
+        )
+
+    def reader(self, upstream: str | None = None) -> CacheReader:
+        """A reader of one store; ``upstream`` may be omitted when the folder holds one."""
+        if upstream is not None:
+            return CacheReader(self.find(upstream))
+        stores = self.stores()
+        if len(stores) == 1:
+            return CacheReader(next(iter(stores.values())))
+        raise StoreError(
+            f"{self.path}: holds {len(stores)} stores ({', '.join(stores)}); choose one with -u NAME"
+        )
+
+    def readers(self, upstreams: Sequence[str] = ()) -> dict[str, CacheReader]:
+        """Store name -> reader for the named upstreams, or for every store when none is named."""
+        paths = [self.find(u) for u in upstreams] if upstreams else list(self.stores().values())
+        out: dict[str, CacheReader] = {}
+        for path, given in zip(paths, upstreams or paths, strict=True):
+            reader = CacheReader(path)
+            if reader.name in out:
+                raise ConfigError(f"upstream {given!r} given twice with -u (store {reader.name})")
+            out[reader.name] = reader
+        return out
+
+    # ---- building
+
+    def lock(self, command: str = "featcache"):
+        """The folder's write lock (:class:`featcache.store.lock.CacheLock`); one writer at a time."""
+        from featcache.store.lock import CacheLock
+
+        return CacheLock(self.path, command)
+
+    def check_store(self, upstream: str, format: str, attrs: dict, overwrite: bool = False) -> None:
+        """Refuse, before anything is written, what :meth:`builder` would refuse (reads only)."""
+        from featcache.store.builder import incompatibility
+
+        path = self.store_path(upstream, format)
+        self._check_other_format(path)
+        if overwrite or not path.exists():
+            return
+        why = incompatibility(get_backend(format_of(path)).read_attrs(path), attrs)
+        if why:
+            raise StoreError(
+                f"{path}: existing store {why}; use --overwrite to rebuild it or a new --cache "
+                f"folder"
+            )
+
+    def builder(self, upstream: str, format: str, attrs: dict, ids: list[str], *,
+                part_size: int, overwrite: bool = False):  # fmt: skip
+        """The :class:`~featcache.store.builder.StoreBuilder` of ``upstream``'s store.
+
+        Decides what happens to an existing store: an interrupted build of the same job
+        resumes (even with ``overwrite``); a complete one takes the manifest's new utterances as
+        new parts; one built with other options, or the upstream stored in another format, is
+        refused unless ``overwrite`` rebuilds it.
+        """
+        from featcache.store.builder import StoreBuilder
+
+        path = self.store_path(upstream, format)
+        if overwrite:
+            self._discard_unless_resumable(path, attrs)
+        self._check_other_format(path)
+        return StoreBuilder(path, format, attrs, ids, part_size)
+
+    def summary(self, upstream: str) -> dict:
+        """``num_utterances``, ``num_failed`` and ``errors`` of a complete store."""
+        reader = CacheReader(self.find(upstream))
+        try:
+            return {"num_utterances": len(reader), "num_failed": len(reader.errors),
+                    "errors": reader.errors}  # fmt: skip
+        finally:
+            reader.close()
+
+    def _discard_unless_resumable(self, path: Path, attrs: dict) -> None:
+        """``overwrite``: drop the store, unless it is an interrupted build of this very job."""
+        from featcache.store.builder import incompatibility
+
+        if path.exists() and work_dir(path).exists():
+            old = get_backend(format_of(path)).read_attrs(path)
+            same_manifest = old.get("manifest_sha256") == attrs["manifest_sha256"]
+            if same_manifest and not old.get("complete") and incompatibility(old, attrs) is None:
+                return
+        remove_path(path)
+        remove_path(work_dir(path))
+
+    def _check_other_format(self, path: Path) -> None:
+        name = store_name_of(path)
+        for fmt in FORMATS:
+            other = path.with_name(name + suffix_of(fmt))
+            if other != path and other.exists():
+                raise StoreError(
+                    f"{other}: this cache already holds the upstream in another format; "
+                    f"use the same --format, --overwrite after removing it, or a new --cache folder"
+                )
+
+
+def _names_of(upstream: str) -> set[str]:
+    """The names ``upstream`` goes by: as given, and the hub id or folder it resolves to."""
+    from featcache.errors import UpstreamError
+    from featcache.upstreams.registry import resolve
+
+    names = {str(upstream).strip()}
+    try:
+        kind, target = resolve(upstream)
+    except UpstreamError:
+        return names
+    if kind in ("hub", "folder"):
+        names.add(target)
+    return names
+
+
+def _recorded_names(path: Path) -> set[str]:
+    """The upstream names a store's attrs record: as given to extract, and its source."""
+    try:
+        upstream = get_backend(format_of(path)).read_attrs(path).get("upstream", {})
+    except StoreError:
+        return set()
+    return {str(v) for v in (upstream.get("name"), upstream.get("source")) if v}
