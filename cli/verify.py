@@ -20,6 +20,7 @@ def verify(cache: Path, deep: bool, repair: bool) -> None:
 
     Exits 0 when nothing is damaged (or all damage was marked for repair), 2 otherwise.
     """
+    from featcache.store import Cache
     from featcache.store.verify import repair as repair_store
     from featcache.store.verify import verify_cache
 
@@ -34,7 +35,8 @@ def verify(cache: Path, deep: bool, repair: bool) -> None:
         for _, message in check.problems:
             click.echo(f"{check.path}: DAMAGED {message}")
         if repair:
-            parts = repair_store(check, _manifest_ids(Path(cache)))
+            with Cache(cache).lock("featcache verify --repair"):  # not while an extract writes
+                parts = repair_store(check, _manifest_ids(Path(cache)))
             click.echo(f"{check.path}: marked for rebuild (parts {parts or 'none'}, index); "
                        "run the same `featcache extract` command to recompute them")  # fmt: skip
         else:
