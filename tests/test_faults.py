@@ -161,3 +161,41 @@ def test_a_concurrent_second_extract_stops_at_once_and_the_first_resumes(clean, 
     assert rerun.returncode == 0, rerun.stderr
     _assert_clean(cache / "fbank.zarr", want["zarr"])
     assert _leftovers(cache) == []
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """Mount a small tmpfs (root only) and return a function setting its size in KiB."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode:  # fmt: skip
+        pytest.skip("cannot mount a tmpfs here (needs root): the patched-write tests cover ENOSPC")
+
+    def resize(kib):
+        subprocess.run(["mount", "-o", f"remount,size={kib}k", str(mnt)], check=True)
+
+    yield mnt, resize
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.parametrize("format", STORES)
+def test_a_really_full_disk_with_several_layers_in_flight(tmp_path, small_disk, format):
+    """A real full disk: zarr's sibling chunk writes and h5py's failing flush are the traps."""
+    mnt, resize = small_disk
+    manifest = make_tone_corpus(tmp_path / "corpus", utterances=8).path
+    args = ["extract", manifest, "-u", "random:tiny-hubert", "--format", format,
+            "--part-size", "2", "--threads", "1", "--no-progress"]  # fmt: skip
+    clean = _featcache(*args, "--cache", tmp_path / "clean")
+    assert clean.returncode == 0, clean.stderr
+    store = STORES[format].replace("fbank", "random-tiny-hubert")
+    size = sum(p.stat().st_size for p in (tmp_path / "clean").rglob("*") if p.is_file())
+    resize(max(64, size // 2048))  # half of what the store needs, in KiB
+    full = _featcache(*args, "--cache", mnt / "cache")
+    assert full.returncode == 1, full.stderr  # not a crash (h5py segfaulted after a failed flush)
+    assert "no space left on the device" in _one_line(full)
+    assert _leftovers(mnt / "cache") == []
+    resize(64 * 1024)
+    again = _featcache(*args, "--cache", mnt / "cache")
+    assert again.returncode == 0, again.stderr
+    _assert_clean(mnt / "cache" / store, read_all_arrays(tmp_path / "clean" / store))

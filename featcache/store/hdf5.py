@@ -14,7 +14,10 @@ reasons and measurements given in :mod:`featcache.store.zarr` (HDF5 read one lay
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -54,6 +57,22 @@ def _compression(name: str = DEFAULT_COMPRESSION) -> dict:
     return {**dict(blosc), "fletcher32": True}
 
 
+# free bytes kept beyond what a write needs, for HDF5's metadata
+SPACE_MARGIN = 4 * 2**20
+
+
+def ensure_space(folder: Path, nbytes: int) -> None:
+    """Raise ``ENOSPC`` before HDF5 would meet a full disk itself.
+
+    When HDF5 runs out of space while flushing, h5py cannot close the file, and freeing it then
+    crashes the process (a segmentation fault, measured with h5py 3.16): so every write of this
+    backend checks the free space first (twice the bytes, plus :data:`SPACE_MARGIN`).
+    """
+    free = shutil.disk_usage(folder).free
+    if free < 2 * nbytes + SPACE_MARGIN:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({free} bytes free in {folder})")
+
+
 def create_checked_dataset(group, name: str, data=None, *, compression: str = "none", **kwargs):
     """``group.create_dataset`` chunked, with the checksum filter: every dataset of a store is
     made here (frames, pooled means, index, int8 scales alike). Strings are fixed-length UTF-8
@@ -83,6 +102,7 @@ class HDF5Backend(Backend):
 
     def create(self, path: Path, attrs: dict) -> None:
         h5py = _h5py()
+        ensure_space(path.parent, 0)
         with replacing(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["featcache"] = json.dumps(attrs)
             f.create_group("parts")
@@ -120,6 +140,8 @@ class HDF5Backend(Backend):
         work.mkdir(parents=True, exist_ok=True)
         tmp = work / f"assemble-{uuid.uuid4().hex[:8]}.h5"
         new_parts = _work_part_files(path)
+        old = path.stat().st_size if path.exists() else 0
+        ensure_space(work, old + sum(f.stat().st_size for f in new_parts.values()))
         try:
             with h5py.File(tmp, "w") as dst, _open(path) as src:
                 parts = dst.create_group("parts")
@@ -147,6 +169,7 @@ class HDF5Backend(Backend):
         The rewrite goes to a temporary file that replaces the store in one rename.
         """
         h5py = _h5py()
+        ensure_space(path.parent, path.stat().st_size)
         with replacing(path) as tmp:
             with h5py.File(tmp, "w") as dst, _open(path) as src:
                 group = dst.create_group("parts")
@@ -214,6 +237,7 @@ class _HDF5PartSink(PartSink):
         parts.mkdir(parents=True, exist_ok=True)
         self._final = parts / f"{k}.h5"
         self._tmp = work_dir(path) / f"{tmp_name(k)}.h5"
+        ensure_space(parts, 0)
         self._file = h5py.File(self._tmp, "w")
         num_layers, dim = shape_ld
         try:
@@ -230,20 +254,26 @@ class _HDF5PartSink(PartSink):
             raise
 
     def write(self, start: int, frames: np.ndarray) -> None:
+        ensure_space(self._tmp.parent, frames.nbytes)
         end = start + len(frames)
         self._frames.resize(end, axis=0)
         self._frames[start:end] = frames
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
+        ensure_space(self._tmp.parent, pooled.size * 4)
         create_checked_dataset(self._file, "pooled", pooled.astype(np.float32))
         self._file.attrs[PART_ATTR] = json.dumps(meta.to_json())
         self._file.close()
         commit(self._tmp, self._final)
 
     def abort(self) -> None:
-        if self._file.id.valid:
-            self._file.close()
-        remove_path(self._tmp)
+        try:
+            if self._file.id.valid:
+                self._file.close()  # may fail itself on a full disk (it flushes)
+        except Exception:
+            pass
+        finally:
+            remove_path(self._tmp)
 
 
 def _write_index(f, index: Index, compression: str) -> None:

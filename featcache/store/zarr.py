@@ -272,7 +272,24 @@ class _ZarrPartSink(PartSink):
             remove_path(self._tmp)  # another process completed the same part first
 
     def abort(self) -> None:
+        _drain_zarr_io()  # else chunk writes still in flight recreate the folder after removal
         remove_path(self._tmp)
+
+
+def _drain_zarr_io(timeout: float = 60.0) -> None:
+    """Wait for zarr's I/O tasks still running: when one chunk write of an array assignment
+    fails (a full disk), zarr raises at once while the other chunk writes go on."""
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def drain():
+        me = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if others:
+            await asyncio.wait(others, timeout=timeout)
+
+    sync(drain())
 
 
 def _open(path: Path, mode: str):
