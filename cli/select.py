@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+from featcache.train.config import DEFAULT_INTERFACE
 
 
 @click.command("select")
@@ -39,7 +40,10 @@ from featcache.cli.options import cache_option, manifest_option, split_option, u
     "correlation of predicted and measured dev scores.",
 )
 @click.option(
-    "--interface", default="hconv", show_default=True, help="--validate: fusion interface."
+    "--interface",
+    default=DEFAULT_INTERFACE,
+    show_default=True,
+    help="--validate: fusion interface (the same default as train).",
 )
 @click.option("--epochs", default=3, show_default=True, help="--validate: epochs per run.")
 @click.option("--max-steps", default=200, show_default=True, help="--validate: steps per run.")

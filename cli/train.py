@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from featcache.train.config import DEFAULT_INTERFACE
+
 INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, gumd, gumd:soft"
 
 
@@ -16,7 +18,7 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
                    "(default: every upstream in the cache).")  # fmt: skip
 @click.option("--task", type=click.Choice(["classify", "ctc"]), help="Head (default classify).")
 @click.option("--label", help="Manifest field to predict (default speaker; text for ctc).")
-@click.option("--interface", help=f"Fusion interface (default ws): {INTERFACES}.")
+@click.option("--interface", help=f"Fusion interface (default {DEFAULT_INTERFACE}): {INTERFACES}.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (rerun to resume).")
 @click.option("--manifest", type=click.Path(path_type=Path),
               help="Labels/splits from this manifest instead of CACHE/manifest.jsonl (by id).")  # fmt: skip
@@ -45,8 +47,12 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
                    "interface (default global); none feeds raw features, as the paper.")  # fmt: skip
 @click.option("--normalize-utterances", type=int,
               help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
+@click.option("--threads", type=int,
+              help="Torch threads (default: all cores; on a busy machine 1 is often faster).")  # fmt: skip
+@click.option("--no-progress", "no_progress", is_flag=True,
+              help="Do not show the step progress bar.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Delete an existing run folder first.")
-def train(config_file, overwrite, **options) -> None:
+def train(config_file, overwrite, no_progress, **options) -> None:
     """Train a fusion interface plus a task head on cached layers; write a run folder.
 
     Example: featcache train --cache CACHE -u hubert-base -u whisper-small --task classify
@@ -56,6 +62,7 @@ def train(config_file, overwrite, **options) -> None:
     from featcache.train.config import resolve_config
 
     options["upstreams"] = list(options["upstreams"])
+    options["progress"] = False if no_progress else None
     for key in ("cache", "out", "manifest"):
         if options[key] is not None:
             options[key] = str(options[key])

@@ -309,7 +309,7 @@ def run_select(
     cv: int = 5,
     seed: int = 0,
     validate: int = 0,
-    interface: str = "hconv",
+    interface: str | None = None,
     train_options: dict | None = None,
     out=None,
     log=print,
@@ -361,10 +361,13 @@ def run_select(
         "similarity": [{"a": a, "b": b, "cka": v} for (a, b), v in selector.similarity_.items()],
         "ranking": ranking,
     }
+    from featcache.train.config import DEFAULT_INTERFACE
+
     out = _out_dir(out)
     if validate:
         result["validation"] = validate_ranking(
-            cache, ranking, validate, label=label, task=task, interface=interface,
+            cache, ranking, validate, label=label, task=task,
+            interface=interface or DEFAULT_INTERFACE,
             manifest=manifest, seed=seed, options=train_options or {},
             runs_dir=(out or Path(".")) / "validate", log=log,
         )  # fmt: skip
@@ -385,6 +388,9 @@ def validation_subsets(ranking: list[dict], n: int) -> list[dict]:
     if len(ranking) <= 2 * n:
         return list(ranking)
     return ranking[:n] + ranking[-n:]
+
+
+MIN_RANK_POINTS = 3  # fewest validation runs whose rank correlation means something
 
 
 def validate_ranking(
@@ -412,7 +418,9 @@ def validate_ranking(
                      "measured": measured, "metric": metric, "run": config.out})  # fmt: skip
     metric = runs[0]["metric"]
     sign = -1.0 if metric.lower() in LOWER_IS_BETTER else 1.0
-    rho = spearman([r["predicted"] for r in runs], [sign * r["measured"] for r in runs])
+    rho = None  # two points always correlate +-1: no evidence either way
+    if len(runs) >= MIN_RANK_POINTS:
+        rho = spearman([r["predicted"] for r in runs], [sign * r["measured"] for r in runs])
     return {"metric": metric, "interface": interface, "runs": runs, "spearman": rho}
 
 
@@ -449,6 +457,11 @@ def run_report(
             _need(Path(folder) / file, command)
     for r in runs:
         _need(Path(r), "featcache train")
+        if not (Path(r) / "config.json").exists():
+            raise ConfigError(
+                f"--runs {r}: not a training run folder (no config.json); pass the --out "
+                f"folders of `featcache train`"
+            )
     stores = describe_cache(cache)
     if upstreams:
         names = set(Cache.open(cache).readers(upstreams))
@@ -470,7 +483,13 @@ def run_report(
     if selection is not None:
         file = _need(Path(selection) / "selection.json", "featcache select")
         select_result = json.loads(file.read_text())
+    from featcache.pipelines.contribution import layer_contribution
+
     run_info = [read_run(_need(Path(r), "featcache train")) for r in runs]
+    for info in run_info:
+        if (Path(info["path"]) / "best.pt").exists():
+            log(f"{info['name']}: dev score with each input layer zeroed (cached in the run)")
+            info["contribution"] = layer_contribution(info["path"], "dev", log=lambda line: None)
     page = build_report(cache=str(cache), stores=stores, probe=probe_result,
                         similarity=sim_result, runs=run_info,
                         selection=select_result)  # fmt: skip

@@ -13,6 +13,7 @@ while everything else completes.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -77,9 +78,10 @@ class ExtractResult:
 def extract(config: ExtractConfig) -> ExtractResult:
     """Run the extraction stage.
 
-    Nothing on disk changes until :func:`check_before_writing` has passed every check and the
-    dask scheduler (if any) answered; the cache folder is then locked (:mod:`featcache.store.lock`)
-    for the whole run.
+    Nothing on disk changes until :func:`check_extract` (names, options, manifest, cache folder)
+    and :func:`check_before_writing` (each upstream loaded, each existing store) have passed and
+    the dask scheduler (if any) answered; the cache folder is then locked
+    (:mod:`featcache.store.lock`) for the whole run.
 
     Parameters
     ----------
@@ -101,12 +103,13 @@ def extract(config: ExtractConfig) -> ExtractResult:
     from featcache.store.lock import command_line
 
     config = resolve_paths(config)
+    manifest, layers = check_extract(config)  # before torch is imported
     cache = Cache(config.cache)
     lock = cache.lock(command_line())
     try:
         if cache.path.is_dir():
             lock.acquire()  # a second writer stops here, before loading any model
-        ready = check_before_writing(config, cache)
+        ready = check_before_writing(config, cache, manifest, layers)
         client, cluster = _start_dask(config)
         try:
             cache = Cache.create(config.cache)
@@ -153,35 +156,74 @@ def resolve_paths(config: ExtractConfig) -> ExtractConfig:
                    manifest=Path(config.manifest).expanduser().resolve())  # fmt: skip
 
 
-def check_before_writing(config: ExtractConfig, cache: Cache) -> _Ready:
-    """Every check of ``extract``, reading only: options, the scheduler address, the manifest
-    and how it changed against the cache's copy, each upstream (loaded), its ``--layers``, and
-    whether each existing store can take this run's parts (:meth:`Cache.check_store`).
+_LAYER_SYNTAX = re.compile(r"\s*-?\d+(\s*-\s*\d+)?(\s*,\s*-?\d+(\s*-\s*\d+)?)*\s*")
+
+
+def check_extract(config: ExtractConfig):
+    """Every check of an extraction, before anything is loaded, computed or written.
+
+    Options, the manifest, the device, every ``-u`` (resolved and its config read, see
+    :func:`featcache.upstreams.precheck.inspect_upstream`), ``--layers`` against each upstream's
+    layer count, and the cache folder (:meth:`featcache.Cache.check_build`).
+
+    Returns
+    -------
+    manifest, layers : (Manifest, dict of str to list of int)
+        The manifest, and the layer indices to keep for each upstream name.
     """
     from featcache.manifest import Manifest
     from featcache.store import parse_layers
-    from featcache.store.builder import make_attrs
-    from featcache.upstreams import load_upstream
+    from featcache.store.cache import store_name
+    from featcache.upstreams.device import resolve_autocast, resolve_device
+    from featcache.upstreams.precheck import inspect_upstream
+    from featcache.upstreams.registry import resolve
 
     _check_options(config)
     if config.scheduler is not None:
         check_scheduler_address(config.scheduler)
+    if config.layers and not _LAYER_SYNTAX.fullmatch(config.layers) and config.layers != "all":
+        parse_layers(config.layers, 1)  # raises its "cannot parse" message
+    for name in config.upstreams:
+        resolve(name)  # names first: a typo fails before torch is even imported
+    by_name: dict[str, str] = {}
+    for name in config.upstreams:
+        slug = store_name(name)
+        if slug in by_name and by_name[slug] != name:
+            raise ConfigError(
+                f"-u {by_name[slug]!r} and -u {name!r} would share the store name {slug!r}; "
+                f"pass each upstream once, or copy one folder to another name"
+            )
+        by_name[slug] = name
     manifest = Manifest.load(config.manifest)
-    cache.check_manifest(manifest, config.overwrite, config.upstreams)
+    resolve_autocast(config.autocast, resolve_device(config.device))
+    layers = {}
+    for name in config.upstreams:
+        shape = inspect_upstream(name)
+        layers[name] = parse_layers(config.layers, shape.num_layers, f"upstream {name!r}")
+    Cache(config.cache).check_build(manifest, config.upstreams, config.format, config.overwrite)
+    return manifest, layers
+
+
+def check_before_writing(config: ExtractConfig, cache: Cache, manifest, layers) -> _Ready:
+    """The checks that need each upstream loaded, reading only: its store's attrs against an
+    existing store (:meth:`Cache.check_store`). Returns the loaded upstreams as jobs.
+    """
+    from featcache.store.builder import make_attrs
+    from featcache.upstreams import load_upstream
+
     jobs = []
     for name in config.upstreams:
         started = time.perf_counter()
         # workers load their own copy; the driver only needs metadata then, so keep it off the GPU
         device = "cpu" if config.workers or config.scheduler else config.device
         upstream = load_upstream(name, device=device, autocast=config.autocast)
-        layers = parse_layers(config.layers, upstream.num_layers, f"upstream {name!r}")
         attrs = make_attrs(
             provenance=upstream.provenance,
             sample_rate=upstream.sample_rate,
             frame_rate=upstream.frame_rate,
             model_num_layers=upstream.num_layers,
             hidden_size=upstream.hidden_size,
-            layers=layers,
+            layers=layers[name],
             dtype=config.dtype,
             manifest_sha256=manifest.sha256(),
             policy=upstream.policy,

@@ -125,24 +125,11 @@ def _extract_done(recipe: Recipe, upstream: str) -> bool:
 # --- checking ----------------------------------------------------------------------------------
 def check(recipe: Recipe, log: Log = print) -> list[str]:
     """Dry run: check data, labels, upstream names, interfaces and tasks; return the problems."""
-    from featcache.fusion.registry import parse_name
-    from featcache.heads.registry import TASKS
     from featcache.manifest import Manifest, validate_manifest
-    from featcache.upstreams.registry import resolve
 
-    problems: list[str] = []
-    for name in recipe.extract.upstreams:
-        try:
-            resolve(name)
-        except FeatcacheError as e:
-            problems.append(str(e))
+    shapes, problems = _check_upstreams(recipe)
     for run in recipe.runs:
-        try:
-            parse_name(run.options.get("interface", "ws"))
-        except FeatcacheError as e:
-            problems.append(f"run {run.name!r}: {e}")
-        if run.options.get("task", "classify") not in TASKS:
-            problems.append(f"run {run.name!r}: unknown task {run.options.get('task')!r}")
+        problems += _check_run(recipe, run, shapes)
 
     manifest = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,6 +161,54 @@ def check(recipe: Recipe, log: Log = print) -> list[str]:
                     log(f"data: {len(manifest)} utterances, fields {', '.join(manifest.fields())}")
         if manifest is not None:
             problems += _check_labels(recipe, manifest)
+    return problems
+
+
+def _check_upstreams(recipe: Recipe) -> tuple[dict[str, list[int]], list[str]]:
+    """Resolve every upstream and read its config (as extract does); the layers each keeps."""
+    from featcache.store import parse_layers
+    from featcache.upstreams.precheck import inspect_upstream
+
+    kept, problems = {}, []
+    for name in recipe.extract.upstreams:
+        try:
+            shape = inspect_upstream(name)
+            layers = parse_layers(recipe.extract.layers, shape.num_layers, f"upstream {name!r}")
+            kept[name] = (layers, shape.hidden_size)
+        except FeatcacheError as e:
+            problems.append(f"extract: {e}")
+    return kept, problems
+
+
+def _check_run(recipe: Recipe, run, kept) -> list[str]:
+    """A run's upstreams, task and interface, against the layers extract will keep."""
+    from featcache.fusion.registry import parse_name
+    from featcache.heads.registry import TASKS
+    from featcache.pipelines.train import check_interface
+    from featcache.train.config import DEFAULT_INTERFACE, DEFAULT_TASK
+
+    where = f"run {run.name!r}"
+    task = run.options.get("task", DEFAULT_TASK)
+    problems = [] if task in TASKS else [f"{where}: unknown task {task!r}"]
+    names = recipe.run_upstreams(run)
+    unknown = [n for n in names if n not in recipe.extract.upstreams]
+    if unknown:
+        return [*problems, f"{where}: upstream(s) {unknown} are not in [extract] upstreams"]
+    if any(n not in kept for n in names):
+        return problems  # reported under extract
+    interface = run.options.get("interface", DEFAULT_INTERFACE)
+    try:
+        base, arg = parse_name(interface)
+        shapes = []
+        for n in names:
+            layers, hidden = kept[n]
+            if base == "layer" and int(arg) not in layers:
+                raise ConfigError(f"layer {arg} of {n!r} is not among the kept layers {layers}")
+            shapes.append((1 if base in ("last", "layer") else len(layers), hidden))
+        check_interface("last" if base == "layer" else interface, shapes,
+                        run.options.get("align_dim", "interpolate"))  # fmt: skip
+    except FeatcacheError as e:
+        problems.append(f"{where}: interface {interface!r}: {e}")
     return problems
 
 
@@ -286,9 +321,11 @@ def _train(recipe: Recipe, run, log: Log) -> str:
     from featcache.train.config import TrainConfig
 
     config = TrainConfig(
-        cache=str(cache_dir(recipe)), out=str(run_dir(recipe, run.name)),
-        upstreams=recipe.run_upstreams(run), **run.options,
-    )  # fmt: skip
+        cache=str(cache_dir(recipe)),
+        out=str(run_dir(recipe, run.name)),
+        upstreams=recipe.run_upstreams(run),
+        **{"progress": False, **run.options},
+    )  # fmt: skip  (the stage logs one line per epoch; a step bar would interleave with it)
     train(config, log=lambda line: log(f"  {line}"))
     return ""
 
@@ -379,20 +416,60 @@ def format_results(runs: list[dict]) -> str:
         ["run", "upstreams", "interface"]
         + [f"dev {m}" for m in metric_names]
         + [f"test {m}" for m in metric_names]
-        + ["interface params"]
+        + ["interface params", "what it shows"]
     )
     table = [header]
+    notes = comparisons(rows, metric_names[0])
     for r in rows:
         table.append(
             [r["run"], r["upstreams"], r["interface"]]
             + [_fmt(r["dev"].get(m)) for m in metric_names]
             + [_fmt(r["test"].get(m)) for m in metric_names]
-            + [f"{r['params'].get('interface', '')}"]
+            + [f"{r['params'].get('interface', '')}", notes.get(r["run"], "")]
         )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def comparisons(rows: list[dict], metric: str) -> dict[str, str]:
+    """What each run's score says, by the comparison that isolates one change.
+
+    A single-model run with another interface than ``ws`` is compared with ``ws`` on the same
+    upstream (the interface's effect); a multi-model run with the best single-model run of the
+    same interface by dev score (``chconv``: ``hconv``, which it is on one model; any interface
+    when there is none): what fusion adds over choosing the best model alone, the comparison the
+    paper's claim rests on. Differences are in test ``metric``; the reference is chosen on dev.
+    """
+    lower = metric in ("wer", "cer")
+    single = [r for r in rows if "+" not in r["upstreams"] and metric in r["dev"]]
+    notes = {}
+    for r in rows:
+        if metric not in r["test"]:
+            continue
+        if "+" not in r["upstreams"]:
+            ref = [s for s in single if s["upstreams"] == r["upstreams"] and s["interface"] == "ws"]
+            if r["interface"] != "ws" and ref:
+                notes[r["run"]] = _delta(r, ref[0], metric, f"{r['interface']} vs ws", lower)
+            continue
+        same = [s for s in single if s["interface"] == _single_form(r["interface"])]
+        if same or single:
+            best = (min if lower else max)(same or single, key=lambda s: s["dev"][metric])
+            notes[r["run"]] = _delta(r, best, metric, "fusion vs best single", lower)
+    return notes
+
+
+def _single_form(interface: str) -> str:
+    """The interface a fusion reduces to on one model (CHConv of one model is HConv)."""
+    return "hconv" if interface == "chconv" else interface
+
+
+def _delta(run: dict, ref: dict, metric: str, what: str, lower: bool) -> str:
+    d = run["test"][metric] - ref["test"][metric]
+    better = d < 0 if lower else d > 0
+    verdict = "better" if better and abs(d) > 1e-9 else "worse" if abs(d) > 1e-9 else "same"
+    return f"{what} ({ref['run']}): {d:+.4f} test {metric}, {verdict}"
 
 
 def _fmt(v) -> str:

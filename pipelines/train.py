@@ -59,7 +59,10 @@ def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) 
         log(line)
     task = build_task(config.task, config.label)
     if task_state is None:
-        task.fit([joined.labels[u] for u in joined.ids["train"]])
+        train_labels = [joined.labels[u] for u in joined.ids["train"]]
+        for line in task.label_warnings(train_labels):
+            log(line)
+        task.fit(train_labels)
     else:
         task.load_state(task_state)
     return {"readers": readers, "joined": joined, "task": task}
@@ -88,6 +91,11 @@ def prepare(
     data = data or resolve_data(config, log, task_state)
     readers, joined, task = data["readers"], data["joined"], data["task"]
     interface_name, layers = layer_selection(config.interface, readers)
+    shapes = [
+        (len(sel) if sel else r.num_layers, r.hidden_size)
+        for r, sel in zip(readers, layers, strict=True)
+    ]
+    check_interface(interface_name, shapes, config.align_dim)
     datasets = {
         split: CachedDataset(
             readers,
@@ -105,10 +113,6 @@ def prepare(
             f"no dev utterances ({config.split_field}=dev) with frames in every cache; "
             "early stopping and checkpoint selection need a dev split"
         )
-    shapes = [
-        (len(sel) if sel else r.num_layers, r.hidden_size)
-        for r, sel in zip(readers, layers, strict=True)
-    ]
     normalize, normalization = None, {"mode": config.normalize}
     if config.normalize == "global":
         normalize = Standardize(shapes)
@@ -135,14 +139,34 @@ def prepare(
     }
 
 
+def check_interface(name: str, shapes: list[tuple[int, int]], align_dim: str) -> None:
+    """Build the interface on the meta device: a name that does not fit the stores' shapes
+    (``layer:20`` of a 13-layer model, ``group-ws:8`` of 3 layers) fails before any work."""
+    import torch
+
+    from featcache.fusion import build_interface
+
+    try:
+        with torch.device("meta"):
+            build_interface(name, shapes, align_dim)
+    except (ValueError, RuntimeError, KeyError, IndexError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(
+            f"interface {name!r} does not fit the stores' (layers, hidden size) {shapes}: {exc}"
+        ) from exc
+
+
 def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> None:
-    """``--overwrite``: delete ``out``, but only when it is a featcache run folder."""
+    """Refuse an ``--out`` that is a file, and an ``--overwrite`` of a folder that is not a run.
+
+    Reads only: ``--overwrite`` deletes the folder later, once every input has been checked.
+    """
     from featcache.train.identity import is_run_folder
 
-    if not (overwrite and out.exists()):
-        return
-    if out.is_dir() and (is_run_folder(out) or not any(out.iterdir())):
-        shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; pass a folder for the run (created if absent)")
+    if not (overwrite and out.exists()) or is_run_folder(out) or not any(out.iterdir()):
         return
     raise ConfigError(
         f"{out}: not a featcache training run folder (no config.json of a run); --overwrite "
@@ -195,18 +219,23 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
                  ("cuda" if torch.cuda.is_available() else "cpu"))  # fmt: skip
     out = Path(config.out)
     main_log = log if dist.is_main else (lambda line: None)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
-        check_run_folder(out, config, overwrite and dist.is_main)
-        barrier(dist)
+        check_run_folder(out, config, overwrite)
         data = resolve_data(config, main_log)  # user errors surface before the run folder exists
         identity = run_identity(config, data["readers"], data["joined"], data["task"])
-        if check_identity(out, config, identity):
+        if not overwrite and check_identity(out, config, identity):
             summary = json.loads((out / "summary.json").read_text())
             main_log(f"{out} is already complete")
             main_log(results_line(summary))
             return summary
         started = time.perf_counter()
         parts = prepare(config, main_log, data=data)
+        if overwrite and dist.is_main and out.exists():
+            shutil.rmtree(out)  # a run folder (checked above), now that every input is valid
+        barrier(dist)
         out.mkdir(parents=True, exist_ok=True)
         if dist.is_main:  # paths as given now: evaluate finds a moved cache from here
             write_json(out / "config.json", config.to_dict(), indent=2)
@@ -226,6 +255,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         main_log(results_line(summary))
         return summary
     finally:
+        torch.set_num_threads(threads)
         teardown(dist)
 
 
@@ -288,9 +318,55 @@ def results_table(summaries: list[dict[str, Any]], split: str = "test") -> str:
 
 
 def evaluate_run(
-    run: str | Path, split: str = "test", log: Log = print, device: str | None = None
+    run: str | Path,
+    split: str = "test",
+    log: Log = print,
+    device: str | None = None,
+    shown: int = 3,
 ) -> dict[str, float]:
-    """Re-score the best checkpoint of ``run`` on ``split``; writes ``RUN/eval_<split>.json``."""
+    """Re-score the best checkpoint of ``run`` on ``split``.
+
+    Writes ``RUN/eval_<split>.json`` (the metrics) and ``RUN/predictions_<split>.jsonl`` (id,
+    reference and hypothesis of every utterance) and logs the first ``shown`` predictions.
+    """
+    trainer, _ = load_run_for_scoring(run, split, log, device)
+    ids, refs, preds = trainer.predict(split)
+    metrics = trainer.task.score(refs, preds)
+    write_json(Path(run) / f"eval_{split}.json", metrics, indent=2)
+    write_predictions(Path(run) / f"predictions_{split}.jsonl", ids, refs, preds, trainer.task)
+    for utt, ref, hyp in list(zip(ids, refs, preds, strict=True))[:shown]:
+        log(f"  {utt}: ref {_clip(ref)!r} hyp {_clip(hyp)!r}")
+    log(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    log(f"predictions: {Path(run) / f'predictions_{split}.jsonl'}")
+    return metrics
+
+
+def write_predictions(path: Path, ids, refs, preds, task) -> None:
+    """One JSON line per utterance: ``id``, ``ref`` and ``hyp`` (as the task scores them)."""
+    from featcache.heads.ctc import normalise_text
+
+    lines = []
+    for utt, ref, hyp in zip(ids, refs, preds, strict=True):
+        ref = normalise_text(ref) if task.name == "ctc" else ref
+        lines.append(json.dumps({"id": utt, "ref": ref, "hyp": hyp}) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(lines))
+    tmp.replace(path)
+
+
+def _clip(text, width: int = 70) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def load_run_for_scoring(run, split: str, log: Log = print, device: str | None = None):
+    """A run's best checkpoint, loaded with its caches, ready to score ``split``.
+
+    Returns
+    -------
+    trainer, parts : (Trainer, dict)
+        The trainer (``evaluate``/``predict``) and :func:`prepare`'s parts.
+    """
     from featcache.train import checkpoint
     from featcache.train.trainer import Trainer
 
@@ -309,7 +385,4 @@ def evaluate_run(
         raise ConfigError(f"{run}: no utterances with {config.split_field}={split} in the cache")
     parts["model"].load_state_dict(best["model"])
     trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], run, log=log)
-    metrics = trainer.evaluate(split)
-    write_json(run / f"eval_{split}.json", metrics, indent=2)
-    log(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return metrics
+    return trainer, parts

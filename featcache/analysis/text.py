@@ -98,5 +98,14 @@ def format_select(result: dict, top: int = 15) -> str:
         for r in v["runs"]:
             lines.append(f"  rank {r['rank']:>3}  {' + '.join(r['upstreams'])}: predicted "
                          f"{r['predicted']:.3f}, measured {r['measured']:.4f}")  # fmt: skip
-        lines.append(f"Spearman rank correlation (predicted vs measured): {v['spearman']:.3f}")
+        lines.append(spearman_line(v))
     return "\n".join(lines)
+
+
+def spearman_line(validation: dict) -> str:
+    """The rank correlation of a validation, or why there is none (fewer than 3 runs)."""
+    rho = validation.get("spearman")
+    if rho is None or rho != rho:
+        return (f"Spearman rank correlation: not computed from {len(validation['runs'])} runs "
+                "(two points always correlate +-1); use --validate 2 or more")  # fmt: skip
+    return f"Spearman rank correlation (predicted vs measured): {rho:.3f}"

@@ -152,8 +152,9 @@ class HDF5Backend(Backend):
                     with h5py.File(file, "r") as part:
                         group = parts.create_group(str(k))
                         group.attrs[PART_ATTR] = part.attrs[PART_ATTR]
-                        for name in ("frames", "pooled"):
-                            part.copy(part[name], group, name=name)
+                        for name in ("frames", "scale", "pooled"):
+                            if name in part:  # scale: int8 stores only
+                                part.copy(part[name], group, name=name)
                 _write_index(dst, index, attrs.get("compression", DEFAULT_COMPRESSION))
                 dst.attrs["featcache"] = json.dumps(attrs)
             commit(tmp, path)
@@ -210,6 +211,10 @@ class HDF5Handle:
         except DECODE_ERRORS as e:
             raise damaged(self.path, f"part {k}", f"cannot open its frames: {e}") from e
 
+    def scale(self, k: int):
+        """``parts/<k>/scale`` of an int8 store."""
+        return CheckedFrames(self.file[f"parts/{k}/scale"], self.path, k)
+
     def pooled(self) -> np.ndarray:
         return self.file["pooled/mean"][...]
 
@@ -240,24 +245,39 @@ class _HDF5PartSink(PartSink):
         ensure_space(parts, 0)
         self._file = h5py.File(self._tmp, "w")
         num_layers, dim = shape_ld
+        self._compression = compression
         try:
-            self._frames = create_checked_dataset(
-                self._file,
-                "frames",
-                shape=(0, num_layers, dim),
-                chunks=(CHUNK_FRAMES, 1, max(1, dim)),
-                dtype=dtype,
-                compression=compression,
-            )
+            self._frames = self._dataset("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
+            # int8: one scale row per chunk of frames, all layers in one small chunk
+            self._scale = None
+            if dtype == "int8":
+                self._scale = self._dataset(
+                    "scale", (1, max(1, num_layers), max(1, dim)), "float32"
+                )
         except BaseException:
-            self.abort()  # e.g. a full disk while creating the dataset
+            self.abort()  # e.g. a full disk while creating the datasets
             raise
 
-    def write(self, start: int, frames: np.ndarray) -> None:
+    def _dataset(self, name: str, chunks: tuple, dtype: str):
+        """An empty, growable (0, L, D) dataset of the part, with the store's checksummed filters."""
+        return create_checked_dataset(
+            self._file,
+            name,
+            shape=(0, *self.shape_ld),
+            chunks=chunks,
+            dtype=dtype,
+            compression=self._compression,
+        )
+
+    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
         ensure_space(self._tmp.parent, frames.nbytes)
         end = start + len(frames)
         self._frames.resize(end, axis=0)
         self._frames[start:end] = frames
+        if self._scale is not None:
+            row = start // CHUNK_FRAMES
+            self._scale.resize(row + len(scale), axis=0)
+            self._scale[row:] = scale
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
         ensure_space(self._tmp.parent, pooled.size * 4)

@@ -163,6 +163,7 @@ class ZarrHandle:
         self.path = Path(path)
         self.group = _open(path, "r")
         self._frames: dict[int, object] = {}
+        self._scale: dict[int, object] = {}
 
     def attrs(self) -> dict:
         return dict(self.group.attrs["featcache"])
@@ -194,6 +195,15 @@ class ZarrHandle:
                               f"{len(gone)} chunk file(s) missing, e.g. frames/{key}")  # fmt: skip
             self._frames[k] = CheckedFrames(array, self.path, k)
         return self._frames[k]
+
+    def scale(self, k: int):
+        """``parts/<k>/scale`` of an int8 store."""
+        if k not in self._scale:
+            array = self.group[f"parts/{k}/scale"]
+            if missing_chunks(self.path / "parts" / str(k) / "scale", array):
+                raise damaged(self.path, f"part {k}", "scale chunk file(s) missing")
+            self._scale[k] = CheckedFrames(array, self.path, k)
+        return self._scale[k]
 
     def pooled(self) -> np.ndarray:
         return self.group["pooled/mean"][...]
@@ -231,22 +241,34 @@ class _ZarrPartSink(PartSink):
         try:
             self._group = zarr.create_group(store=str(self._tmp))
             num_layers, dim = shape_ld
-            self._frames = create_checked_array(
-                self._group,
-                "frames",
-                shape=(0, num_layers, dim),
-                chunks=(CHUNK_FRAMES, 1, max(1, dim)),
-                dtype=dtype,
-                compression=compression,
-            )
+            self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
+            # int8: one scale row per chunk of frames, all layers in one small chunk
+            self._scale = None
+            if dtype == "int8":
+                self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
         except BaseException:
             remove_path(self._tmp)  # e.g. a full disk while creating the arrays
             raise
 
-    def write(self, start: int, frames: np.ndarray) -> None:
+    def _array(self, name: str, chunks: tuple, dtype: str):
+        """An empty, growable (0, L, D) array of the part, with the store's checksummed codecs."""
+        return create_checked_array(
+            self._group,
+            name,
+            shape=(0, *self.shape_ld),
+            chunks=chunks,
+            dtype=dtype,
+            compression=self._compression,
+        )
+
+    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
         end = start + len(frames)
         self._frames.resize((end, *self.shape_ld))
         self._frames[start:end] = frames
+        if self._scale is not None:
+            row = start // CHUNK_FRAMES
+            self._scale.resize((row + len(scale), *self.shape_ld))
+            self._scale[row:] = scale
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
         import zarr

@@ -15,6 +15,10 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 
+DEFAULT_INTERFACE = "ws"  # train, select --validate and recipes share it
+DEFAULT_TASK = "classify"
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (the resolved form is the run's config.json).
@@ -26,15 +30,16 @@ class TrainConfig:
     stops after that many evaluations without a better dev score. ``normalize`` ``global``
     standardises every upstream's (layer, dimension) with mean/std estimated on at most
     ``normalize_utterances`` training utterances (see :mod:`featcache.train.normalize`);
-    ``none`` feeds raw cached features (the paper's setting).
+    ``none`` feeds raw cached features (the paper's setting). ``threads`` sets torch's thread
+    count for the run (None: torch's default, all cores); ``progress`` shows a step bar.
     """
 
     cache: str = ""
     out: str = ""
     upstreams: list[str] = field(default_factory=list)
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     label: str = "speaker"
-    interface: str = "ws"
+    interface: str = DEFAULT_INTERFACE
     manifest: str | None = None
     split_field: str = "split"
     epochs: int = 20
@@ -54,6 +59,8 @@ class TrainConfig:
     align_dim: str = "interpolate"
     normalize: str = "global"
     normalize_utterances: int = 200
+    threads: int | None = None
+    progress: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,6 +79,7 @@ class TrainConfig:
             (self.align_dim in ("interpolate", "project"), "--align-dim: interpolate|project"),
             (self.normalize in ("global", "none"), "--normalize: global|none"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
+            (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

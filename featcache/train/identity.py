@@ -18,7 +18,7 @@ from typing import Any
 # where things are, not what they are: a resume may change them
 PATH_OPTIONS = ("cache", "out", "manifest", "upstreams")
 # how the run executes, not what it computes
-EXECUTION_ONLY = ("num_workers", "save_every")
+EXECUTION_ONLY = ("num_workers", "save_every", "threads", "progress")
 FILE = "identity.json"
 
 
