@@ -107,7 +107,7 @@ def test_a_full_disk_during_a_checkpoint_write_resumes_to_the_clean_result(tmp_p
 
     cache = write_planted_cache(tmp_path / "cache")
     args = ["train", "--cache", cache, "-u", "ssl-a", "--epochs", "3", "--num-workers", "0",
-            "--device", "cpu"]  # fmt: skip
+            "--device", "cpu", "--no-progress"]  # fmt: skip
     clean = _featcache(*args, "--out", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
     run = tmp_path / "run"
@@ -128,7 +128,8 @@ def test_a_deleted_chunk_is_one_line_then_verify_repair_and_rerun_equal_clean(cl
     assert _featcache(*_extract_args(manifest, cache, "zarr")).returncode == 0
     (cache / "fbank.zarr" / "parts" / "1" / "frames" / "c" / "0" / "0" / "0").unlink()
     frames_read = _featcache("train", "--cache", cache, "--label", "label", "--interface", "hconv",
-                             "--epochs", "1", "--num-workers", "0", "--out", tmp_path / "r")  # fmt: skip
+                             "--epochs", "1", "--num-workers", "0", "--no-progress",
+                             "--out", tmp_path / "r")  # fmt: skip
     assert frames_read.returncode == 1
     assert "fbank.zarr: part 1, frames 0-" in _one_line(frames_read)
     verify = _featcache("verify", cache)
