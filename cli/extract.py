@@ -85,8 +85,9 @@ from featcache.cli.options import CACHE, storage_option
     "--threads",
     type=int,
     default=None,
-    help="Torch threads per process (default: all cores, or cores / N with --workers N). "
-    "Arrays are byte-identical across worker counts for equal --threads.",
+    help="Torch threads of every forward, in this process and each worker (default: this "
+    "process's torch threads). One count everywhere keeps arrays byte-identical across worker "
+    "counts; with --workers N on CPU, cores / N avoids oversubscription.",
 )
 @click.option(
     "--overwrite",

@@ -39,3 +39,15 @@ class ConfigError(FeatcacheError, ValueError):
 
 class DependencyError(FeatcacheError):
     """A system tool featcache needs (espeak-ng, chromium, ...) is not installed."""
+
+
+class CheckpointError(FeatcacheError):
+    """A checkpoint file is damaged, or holds objects other than tensors and plain values."""
+
+
+class DiskFullError(FeatcacheError):
+    """A write ran out of disk space (or quota); what it wrote was removed."""
+
+
+class LockedError(FeatcacheError):
+    """Another process holds the lock of the cache folder this command would write."""

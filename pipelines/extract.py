@@ -12,6 +12,7 @@ while everything else completes.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -79,6 +80,11 @@ class ExtractResult:
 def extract(config: ExtractConfig) -> ExtractResult:
     """Run the extraction stage.
 
+    Nothing on disk changes until :func:`check_extract` (names, options, manifest, cache folder)
+    and :func:`check_before_writing` (each upstream loaded, each existing store) have passed and
+    the dask scheduler (if any) answered; the cache folder is then locked
+    (:mod:`featcache.store.lock`) for the whole run.
+
     Parameters
     ----------
     config : ExtractConfig
@@ -91,23 +97,69 @@ def extract(config: ExtractConfig) -> ExtractResult:
     ------
     StoreError
         The manifest differs from the one the cache was built from (other than by added
-        utterances), or an existing store was built with other options.
+        utterances or changed labels), or an existing store was built with other options.
+    LockedError
+        Another process is writing the same cache folder.
     """
-    manifest, layers = check_extract(config)
-    cache = Cache.create(config.cache, config.storage_options)
-    cache.accept_manifest(manifest, config.overwrite, rebuilding=config.upstreams)
-    client, cluster = _start_dask(config)
+    from featcache.oserrors import disk_full_is_error
+    from featcache.store.lock import command_line
+
+    config = resolve_paths(config)
+    manifest, layers = check_extract(config)  # before torch is imported
+    cache = Cache(config.cache, config.storage_options)
+    lock = cache.lock(command_line())  # a no-op lock for a URL cache (see Cache.lock)
     try:
-        stores = [
-            _extract_one(config, cache, manifest, name, layers[name], client)
-            for name in config.upstreams
-        ]
+        if cache.path.is_dir():
+            lock.acquire()  # a second writer stops here, before loading any model
+        ready = check_before_writing(config, cache, manifest, layers)
+        client, cluster = _start_dask(config)
+        try:
+            cache = Cache.create(config.cache, config.storage_options)
+            lock.acquire()
+            if client is not None and not cache.is_remote:  # workers reach a bucket by its URL
+                check_workers_see(client, cache.path)
+            with disk_full_is_error(str(cache.path)):  # parts in flight are aborted, done ones kept
+                cache.accept_manifest(ready.manifest, config.overwrite, config.upstreams)
+                stores = [_extract_one(config, cache, ready.manifest, job, client)
+                          for job in ready.jobs]  # fmt: skip
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
     finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        lock.release()
     return ExtractResult(stores)
+
+
+@dataclass
+class _StoreJob:
+    """One upstream, loaded and checked, and the attrs of its store."""
+
+    name: str
+    upstream: object
+    attrs: dict
+    load_seconds: float
+
+
+@dataclass
+class _Ready:
+    """What :func:`check_before_writing` found: the manifest and one job per upstream."""
+
+    manifest: object
+    jobs: list[_StoreJob]
+
+
+def resolve_paths(config: ExtractConfig) -> ExtractConfig:
+    """The config with absolute cache and manifest paths (dask workers have other folders).
+
+    A URL cache (``s3://...``) is the same for every machine and stays as given.
+    """
+    from dataclasses import replace
+
+    cache = config.cache if is_url(config.cache) else Path(config.cache).expanduser().resolve()
+    return replace(config, cache=cache,
+                   manifest=Path(config.manifest).expanduser().resolve())  # fmt: skip
 
 
 _LAYER_SYNTAX = re.compile(r"\s*-?\d+(\s*-\s*\d+)?(\s*,\s*-?\d+(\s*-\s*\d+)?)*\s*")
@@ -133,6 +185,8 @@ def check_extract(config: ExtractConfig):
     from featcache.upstreams.registry import resolve
 
     _check_options(config)
+    if config.scheduler is not None:
+        check_scheduler_address(config.scheduler)
     if config.layers and not _LAYER_SYNTAX.fullmatch(config.layers) and config.layers != "all":
         parse_layers(config.layers, 1)  # raises its "cannot parse" message
     for name in config.upstreams:
@@ -158,31 +212,44 @@ def check_extract(config: ExtractConfig):
     return manifest, layers
 
 
-def _extract_one(config, cache, manifest, name, layers, client) -> StoreSummary:
+def check_before_writing(config: ExtractConfig, cache: Cache, manifest, layers) -> _Ready:
+    """The checks that need each upstream loaded, reading only: its store's attrs against an
+    existing store (:meth:`Cache.check_store`). Returns the loaded upstreams as jobs.
+    """
     from featcache.store.builder import make_attrs
     from featcache.upstreams import load_upstream
 
+    jobs = []
+    for name in config.upstreams:
+        started = time.perf_counter()
+        # workers load their own copy; the driver only needs metadata then, so keep it off the GPU
+        device = "cpu" if config.workers or config.scheduler else config.device
+        upstream = load_upstream(name, device=device, autocast=config.autocast)
+        attrs = make_attrs(
+            provenance=upstream.provenance,
+            sample_rate=upstream.sample_rate,
+            frame_rate=upstream.frame_rate,
+            model_num_layers=upstream.num_layers,
+            hidden_size=upstream.hidden_size,
+            layers=layers[name],
+            dtype=config.dtype,
+            manifest_sha256=manifest.sha256(),
+            policy=upstream.policy,
+            compression=config.compression,
+        )
+        attrs["torch_threads"] = _threads_per_process(config)  # provenance of the forwards
+        cache.check_store(name, config.format, attrs, config.overwrite)
+        jobs.append(_StoreJob(name, upstream, attrs, time.perf_counter() - started))
+    return _Ready(manifest, jobs)
+
+
+def _extract_one(config, cache: Cache, manifest, job: _StoreJob, client) -> StoreSummary:
     started = time.perf_counter()
-    # workers load their own copy; the driver only needs metadata then, so keep it off the GPU
-    device = "cpu" if client is not None else config.device
-    upstream = load_upstream(name, device=device, autocast=config.autocast)
-    loaded = time.perf_counter()
-    attrs = make_attrs(
-        provenance=upstream.provenance,
-        sample_rate=upstream.sample_rate,
-        frame_rate=upstream.frame_rate,
-        model_num_layers=upstream.num_layers,
-        hidden_size=upstream.hidden_size,
-        layers=layers,
-        dtype=config.dtype,
-        manifest_sha256=manifest.sha256(),
-        policy=upstream.policy,
-        compression=config.compression,
-    )
+    name, upstream, attrs = job.name, job.upstream, job.attrs
     builder = cache.builder(name, config.format, attrs, manifest.ids(),
                             part_size=config.part_size, overwrite=config.overwrite)  # fmt: skip
     path = builder.path
-    summary = StoreSummary(name=name, path=path, load_seconds=loaded - started)
+    summary = StoreSummary(name=name, path=path, load_seconds=job.load_seconds)
     todo = builder.missing_parts()
     summary.parts_reused = len(builder.plan) - len(todo)
     if todo or not builder.is_complete():
@@ -200,11 +267,13 @@ def _extract_one(config, cache, manifest, name, layers, client) -> StoreSummary:
         summary.audio_seconds, summary.forward_seconds = bar.seconds, bar.forward_seconds
         summary.parts_computed = len(todo)
         done = builder.finalize()
+    elif builder.needs_reindex():  # same utterances and audio; new order or labels
+        done = builder.reindex()
     else:
         done = cache.summary(name)
     summary.num_utterances, summary.num_failed = done["num_utterances"], done["num_failed"]
     summary.errors = done["errors"]
-    summary.wall_seconds = time.perf_counter() - started
+    summary.wall_seconds = time.perf_counter() - started + job.load_seconds
     return summary
 
 
@@ -282,35 +351,75 @@ class _Progress:
         self.bar.close()
 
 
+SCHEDULER_TIMEOUT = "10s"  # to connect to --scheduler; an absent scheduler fails this fast
+
+
+def check_scheduler_address(address: str) -> None:
+    """Refuse a ``--scheduler`` that is not a dask scheduler address (``tcp://host:port``)."""
+    import re
+
+    if re.match(r"^https?://", address):
+        raise ConfigError(
+            f"--scheduler {address}: that is a web (dashboard) address; give the scheduler's "
+            f"own address, e.g. tcp://host:8786 (printed when the scheduler starts)"
+        )
+    proto, _, rest = address.rpartition("://")
+    if proto not in ("", "tcp", "tls", "ucx", "inproc", "ws", "wss") or not re.fullmatch(
+        r"\[?[A-Za-z0-9_.:-]+\]?(:\d+)?(/.*)?", rest
+    ):
+        raise ConfigError(
+            f"--scheduler {address!r}: not a dask scheduler address; use tcp://host:port "
+            f"(e.g. tcp://10.0.0.5:8786)"
+        )
+
+
 def _start_dask(config):
     if config.scheduler is None and not config.workers:
         return None, None
     from distributed import Client, LocalCluster
 
     if config.scheduler is not None:
-        return Client(config.scheduler), None
+        try:
+            return Client(config.scheduler, timeout=SCHEDULER_TIMEOUT), None
+        except Exception as e:  # refused, timed out, or something else answered (any error)
+            raise ConfigError(
+                f"--scheduler {config.scheduler}: no dask scheduler answered within "
+                f"{SCHEDULER_TIMEOUT} ({type(e).__name__}); check the address and that the "
+                f"scheduler is running (nothing was written)"
+            ) from None
     cluster = LocalCluster(
         n_workers=config.workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: 8787 may be taken (another cluster)
     )
     return Client(cluster), cluster
 
 
-def _threads_per_process(config: ExtractConfig) -> int | None:
-    """Torch threads per extracting process: --threads, else the cores shared by local workers.
+def check_workers_see(client, cache: Path) -> None:
+    """Refuse a cache folder that some dask worker cannot see (it would write elsewhere or fail)."""
+    blind = sorted(w for w, seen in client.run(os.path.isdir, str(cache)).items() if not seen)
+    if blind:
+        raise ConfigError(
+            f"--cache {cache}: dask worker(s) {', '.join(blind[:3])} cannot see this folder; "
+            f"put the cache on storage every worker mounts at the same path"
+        )
 
-    Thread counts change float32 results in the last bits, so arrays are byte-identical across
-    worker counts only for equal --threads (the tests pin 1); otherwise they agree to ~1e-6.
+
+def _threads_per_process(config: ExtractConfig) -> int:
+    """Torch threads of every forward, in this process and in every dask worker alike.
+
+    ``--threads``, else the driver's own torch thread count (all cores unless pinned). Thread
+    counts change float32 results in the last bits, so one count for all processes is what
+    makes the arrays byte-identical whatever the worker count; it is recorded in the store's
+    attrs (``torch_threads``). On CPU, N local workers then share the cores N-fold: pass
+    ``--threads`` (e.g. cores / N) to avoid that, for the same bits at any worker count.
     """
     if config.threads:
         return config.threads
-    if config.workers:
-        import os
+    import torch
 
-        return max(1, (os.cpu_count() or 1) // config.workers)
-    return None
+    return torch.get_num_threads()
 
 
 def _check_options(config: ExtractConfig) -> None:

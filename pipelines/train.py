@@ -44,24 +44,12 @@ def layer_selection(interface: str, readers: list) -> tuple[str, list[list[int] 
     return "last", selected
 
 
-def prepare(
-    config: TrainConfig, log: Log, task_state: dict | None = None, fit_normalize: bool = True
-) -> dict[str, Any]:
-    """Readers, joined utterances, the fitted task, datasets and the (untrained) model.
-
-    With ``config.normalize == "global"`` the model standardises its inputs with statistics of
-    the training split (:mod:`featcache.train.normalize`); ``fit_normalize`` False leaves them
-    to a checkpoint's ``load_state_dict`` (evaluate).
-    """
-    from featcache.fusion import build_interface
+def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) -> dict:
+    """Readers, the manifest, the joined utterances and the fitted task: what a run is about."""
     from featcache.heads import build_task
     from featcache.manifest import Manifest
     from featcache.store import Cache
-    from featcache.train.checkpoint import seed_everything
-    from featcache.train.data import CachedDataset, join_caches
-    from featcache.train.model import FusionModel
-    from featcache.train.normalize import Standardize, estimate
-    from featcache.train.pooled import PooledDataset
+    from featcache.train.data import join_caches
 
     cache = Cache.open(config.cache, config.storage_options or None)
     readers = list(cache.readers(config.upstreams, chunk_cache=config.chunk_cache).values())
@@ -77,6 +65,32 @@ def prepare(
         task.fit(train_labels)
     else:
         task.load_state(task_state)
+    return {"readers": readers, "joined": joined, "task": task}
+
+
+def prepare(
+    config: TrainConfig,
+    log: Log,
+    task_state: dict | None = None,
+    fit_normalize: bool = True,
+    data: dict | None = None,
+) -> dict[str, Any]:
+    """Readers, joined utterances, the fitted task, datasets and the (untrained) model.
+
+    With ``config.normalize == "global"`` the model standardises its inputs with statistics of
+    the training split (:mod:`featcache.train.normalize`); ``fit_normalize`` False leaves them
+    to a checkpoint's ``load_state_dict`` (evaluate). ``data`` is :func:`resolve_data`'s result
+    when the caller already has it.
+    """
+    from featcache.fusion import build_interface
+    from featcache.train.checkpoint import seed_everything
+    from featcache.train.data import CachedDataset
+    from featcache.train.model import FusionModel
+    from featcache.train.normalize import Standardize, estimate
+    from featcache.train.pooled import PooledDataset
+
+    data = data or resolve_data(config, log, task_state)
+    readers, joined, task = data["readers"], data["joined"], data["task"]
     interface_name, layers = layer_selection(config.interface, readers)
     shapes = [
         (len(sel) if sel else r.num_layers, r.hidden_size)
@@ -161,33 +175,51 @@ def check_interface(name: str, shapes: list[tuple[int, int]], align_dim: str) ->
         ) from exc
 
 
-# options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every", "threads", "progress", "pooled", "cache_in_memory",
-                  "storage_options", "chunk_cache")  # fmt: skip
-
-
-def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
-    """True when ``out`` holds a finished run of the same config (never with ``overwrite``).
+def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> None:
+    """Refuse an ``--out`` that is a file, and an ``--overwrite`` of a folder that is not a run.
 
     Reads only: ``--overwrite`` deletes the folder later, once every input has been checked.
     """
-    saved = out / "config.json"
+    from featcache.train.identity import is_run_folder
+
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; pass a folder for the run (created if absent)")
-    if overwrite:
+    if not (overwrite and out.exists()) or is_run_folder(out) or not any(out.iterdir()):
+        return
+    raise ConfigError(
+        f"{out}: not a featcache training run folder (no config.json of a run); --overwrite "
+        f"deletes only run folders: choose another --out or remove it yourself"
+    )
+
+
+def check_identity(out: Path, config: TrainConfig, identity: dict) -> bool:
+    """Refuse a run folder that holds another run; True when it holds this run, finished.
+
+    The comparison uses content (:mod:`featcache.train.identity`), not path strings.
+    """
+    from featcache.train.identity import (
+        EXECUTION_ONLY,
+        PATH_OPTIONS,
+        identity_change,
+        read_identity,
+    )
+
+    if not (out / "config.json").exists():
         return False
-    if saved.exists():
-        previous = json.loads(saved.read_text())
-        current = config.to_dict()
-        changed = sorted(k for k in current
-                         if previous.get(k) != current[k] and k not in EXECUTION_ONLY)  # fmt: skip
-        if changed:
-            raise ConfigError(
-                f"{out} holds a run with a different config ({', '.join(changed)} differ); "
-                "use another --out, or --overwrite to start over"
-            )
-        return (out / "summary.json").exists()
-    return False
+    previous = read_identity(out)
+    if previous is not None:
+        changed = identity_change(previous, identity)
+    else:  # a run folder from before identity.json: compare the options that are not paths
+        old, new = json.loads((out / "config.json").read_text()), config.to_dict()
+        names = sorted(k for k in new if old.get(k) != new[k]
+                       and k not in (*EXECUTION_ONLY, *PATH_OPTIONS))  # fmt: skip
+        changed = f"option(s) {', '.join(names)}" if names else None
+    if changed:
+        raise ConfigError(
+            f"{out} holds a run with a different config ({changed} changed); use another "
+            "--out, or --overwrite to start over"
+        )
+    return (out / "summary.json").exists()
 
 
 def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dict[str, Any]:
@@ -196,6 +228,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
 
     from featcache.train import checkpoint
     from featcache.train.distributed import barrier, setup, teardown
+    from featcache.train.identity import FILE, run_identity
     from featcache.train.loaders import hold_in_memory
     from featcache.train.trainer import Trainer
 
@@ -209,25 +242,28 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        if check_run_folder(out, config, overwrite):
+        check_run_folder(out, config, overwrite)
+        data = resolve_data(config, main_log)  # user errors surface before the run folder exists
+        identity = run_identity(config, data["readers"], data["joined"], data["task"])
+        if not overwrite and check_identity(out, config, identity):
             summary = json.loads((out / "summary.json").read_text())
             main_log(f"{out} is already complete")
             main_log(results_line(summary))
             return summary
-        barrier(dist)
         started = time.perf_counter()
-        parts = prepare(config, main_log)  # user errors surface before the run folder exists
+        parts = prepare(config, main_log, data=data)
         main_log(f"training on {parts['data_path']['source']} ({parts['data_path']['reason']})")
         parts["memory"] = hold_in_memory(parts["datasets"], config.cache_in_memory)
         if parts["memory"]["held"]:
             main_log(f"holding {'+'.join(parts['memory']['held'])} frames in memory "
                      f"({parts['memory']['gb']} GB)")  # fmt: skip
         if overwrite and dist.is_main and out.exists():
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # a run folder (checked above), now that every input is valid
         barrier(dist)
         out.mkdir(parents=True, exist_ok=True)
-        if dist.is_main:
+        if dist.is_main:  # paths as given now: evaluate finds a moved cache from here
             write_json(out / "config.json", config.to_dict(), indent=2)
+            write_json(out / FILE, identity, indent=2, default=str)
         extra = {"shapes": parts["shapes"], "upstreams": [r.name for r in parts["readers"]]}
         trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], out, dist,
                           main_log, extra)  # fmt: skip

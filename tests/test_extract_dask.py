@@ -100,7 +100,7 @@ def test_existing_cluster_via_scheduler_address(corpus, one_process, tmp_path):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:  # fmt: skip
+                      dashboard_address=":0") as cluster:  # fmt: skip
         cfg = ExtractConfig(corpus, [FAST], tmp_path, format="hdf5", device="cpu", threads=1,
                             part_size=2, scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
         summary = extract(cfg).stores[0]
@@ -119,7 +119,7 @@ def test_int8_workers_write_the_same_bytes_as_one_process(corpus, tmp_path, fmt)
     cfg = dict(format=fmt, dtype="int8", device="cpu", threads=1, part_size=3, progress=False)
     alone = extract(ExtractConfig(corpus, [FAST], tmp_path / "one", **cfg)).stores[0]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:  # fmt: skip
+                      dashboard_address=":0") as cluster:  # fmt: skip
         spread = ExtractConfig(corpus, [FAST], tmp_path / "two", scheduler=cluster.scheduler_address,
                                **cfg)  # fmt: skip
         summary = extract(spread).stores[0]

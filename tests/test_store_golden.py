@@ -77,7 +77,9 @@ def array_digests(path: Path, fmt: str) -> dict[str, str]:
         with h5py.File(path, "r") as f:
             f.visititems(
                 lambda name, obj: (
-                    items.append((name, obj.asstr()[...] if obj.dtype.kind == "O" else obj[...]))
+                    items.append(
+                        (name, obj.asstr()[...] if h5py.check_string_dtype(obj.dtype) else obj[...])
+                    )  # str whether variable or fixed length
                     if isinstance(obj, h5py.Dataset)
                     else None
                 )

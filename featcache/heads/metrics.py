@@ -39,8 +39,12 @@ def accuracy(refs: Sequence, preds: Sequence) -> float:
 
 
 def macro_f1(refs: Sequence, preds: Sequence) -> float:
-    """Unweighted mean of per-class F1 over the classes in the references or predictions."""
-    classes = set(refs) | set(preds)
+    """Unweighted mean of per-class F1 over the classes in the references or predictions.
+
+    Summed in sorted class order: a float sum over a ``set`` depends on string hashing and
+    differs in the last digit between identical runs.
+    """
+    classes = sorted(set(refs) | set(preds), key=lambda c: (type(c).__name__, str(c)))
     scores = []
     for c in classes:
         tp = sum(r == c and p == c for r, p in zip(refs, preds, strict=True))

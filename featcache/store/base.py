@@ -147,7 +147,12 @@ class Backend:
         raise NotImplementedError
 
     def open_read(self, path: Path):
-        """A read-only handle with ``attrs()``, ``index()``, ``frames(k)``, ``pooled()``."""
+        """A read-only handle with ``attrs()``, ``index()``, ``frames(k)``, ``pooled()``,
+        ``part_numbers()``, ``part_meta(k)`` and ``part_pooled(k)``."""
+        raise NotImplementedError
+
+    def drop_parts(self, path: Path, parts: list[int]) -> None:
+        """Remove ``parts`` and mark the store incomplete (``featcache verify --repair``)."""
         raise NotImplementedError
 
 

@@ -124,6 +124,16 @@ class StoreBuilder:
         attrs = self.backend.read_attrs(self.path)
         return bool(attrs.get("complete")) and not has_work(self.path)
 
+    def needs_reindex(self) -> bool:
+        """True when the index was written for another manifest (new order or new labels)."""
+        old = self.backend.read_attrs(self.path)
+        return old.get("manifest_sha256") != self.attrs["manifest_sha256"]
+
+    def reindex(self) -> dict:
+        """Rewrite the index in the manifest's order from the parts (no part is recomputed)."""
+        self.backend.mark_incomplete(self.path)
+        return self.finalize()
+
     def finalize(self) -> dict:
         """Write the index from the complete parts, mark the store complete, drop the work folder.
 

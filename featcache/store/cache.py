@@ -21,6 +21,8 @@ from featcache.store.paths import has_work, remove_path, store_exists, work_dir
 from featcache.store.reader import CacheReader
 
 MANIFEST = "manifest.jsonl"
+# manifest fields that decide an utterance's frames; any other field is a label
+AUDIO_FIELDS = ("audio", "start", "duration", "channel")
 
 
 def list_stores(cache_dir, storage_options: dict | None = None) -> dict[str, Path | RemoteDir]:
@@ -149,14 +151,8 @@ class Cache:
         return hashlib.sha256(self.manifest_file.read_bytes()).hexdigest()
 
     def accept_manifest(self, manifest, overwrite: bool = False, rebuilding=()) -> None:
-        """Check ``manifest`` against the copy, then make it the copy.
-
-        Added utterances are fine (they become new parts of every store). A manifest that
-        changes or drops utterances is refused, unless ``overwrite`` and every store of the
-        folder is being rebuilt (``rebuilding``: upstream names): a store left behind would hold
-        frames of audio the new manifest no longer describes.
-        """
-        self._check_manifest_change(manifest, overwrite, {store_name(u) for u in rebuilding})
+        """Check ``manifest`` against the copy (:meth:`check_manifest`), then make it the copy."""
+        self.check_manifest(manifest, overwrite, rebuilding)
         if self.manifest_sha256() != manifest.sha256():
             write_file(self.manifest_file, manifest.to_jsonl())
 
@@ -167,21 +163,32 @@ class Cache:
         """
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"--cache {self.path}: is a file; give a folder")
-        self._check_manifest_change(manifest, overwrite, {store_name(u) for u in upstreams})
+        self.check_manifest(manifest, overwrite, upstreams)
         for upstream in upstreams:
             self._check_other_format(self.store_path(upstream, format))
 
-    def _check_manifest_change(self, manifest, overwrite: bool, rebuilding: set[str]) -> None:
+    def check_manifest(self, manifest, overwrite: bool = False, rebuilding=()) -> None:
+        """Refuse a manifest that drops utterances of the copy or changes their audio.
 
+        Added utterances are fine (they become new parts of every store); so are changed
+        labels, splits or order: fields other than :data:`AUDIO_FIELDS` do not change frames,
+        so the stores are kept and their index follows the new order. A manifest that changes
+        or drops utterances is refused, unless ``overwrite`` and every store of the folder is
+        being rebuilt (``rebuilding``: upstream names): a store left behind would hold frames
+        of audio the new manifest no longer describes. Reads only.
+        """
+        rebuilding = {store_name(u) for u in rebuilding}
         if not self.manifest_file.exists() or self.manifest_sha256() == manifest.sha256():
             return
         old = self.manifest()
         removed = [u.id for u in old if u.id not in manifest]
         changed = []
         for u in old:
-            if u.id in manifest and manifest[u.id].to_dict() != u.to_dict():
-                a, b = u.to_dict(), manifest[u.id].to_dict()
-                keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            if u.id not in manifest:
+                continue
+            a, b = u.to_dict(), manifest[u.id].to_dict()
+            keys = sorted(k for k in AUDIO_FIELDS if a.get(k) != b.get(k))
+            if keys:
                 changed.append(f"{u.id!r} (line {manifest[u.id].line}: {', '.join(keys)})")
         if not (removed or changed):
             return
@@ -262,6 +269,32 @@ class Cache:
         return out
 
     # ---- building
+
+    def lock(self, command: str = "featcache"):
+        """The folder's write lock (:class:`featcache.store.lock.CacheLock`); one writer at a time.
+
+        A URL cache has no file lock (object stores offer none): there parts are objects that no
+        two workers share and a part counts only once its marker exists, so a second writer
+        recomputes work but never corrupts it. Its lock is :class:`~featcache.store.lock.NoLock`.
+        """
+        from featcache.store.lock import CacheLock, NoLock
+
+        return NoLock() if self.is_remote else CacheLock(self.path, command)
+
+    def check_store(self, upstream: str, format: str, attrs: dict, overwrite: bool = False) -> None:
+        """Refuse, before anything is written, what :meth:`builder` would refuse (reads only)."""
+        from featcache.store.builder import incompatibility
+
+        path = self.store_path(upstream, format)
+        self._check_other_format(path)
+        if overwrite or not path.exists():
+            return
+        why = incompatibility(get_backend(format_of(path)).read_attrs(path), attrs)
+        if why:
+            raise StoreError(
+                f"{path}: existing store {why}; use --overwrite to rebuild it or a new --cache "
+                f"folder"
+            )
 
     def builder(self, upstream: str, format: str, attrs: dict, ids: list[str], *,
                 part_size: int, overwrite: bool = False):  # fmt: skip

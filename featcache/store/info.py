@@ -11,6 +11,7 @@ from featcache.errors import StoreNotFoundError
 from featcache.store import format_of, get_backend, list_stores
 from featcache.store.location import is_remote
 from featcache.store.paths import work_dir
+from featcache.store.verify import last_verified
 
 
 def describe_cache(cache_dir, storage_options: dict | None = None) -> list[dict]:
@@ -49,6 +50,7 @@ def _describe(name: str, path: Path) -> dict:
         "created": attrs.get("created"),
         "errors": {},
         "parts": "",
+        "verified": last_verified(path.parent, name, path),
     }
     if out["complete"]:
         handle = backend.open_read(path)
@@ -112,6 +114,7 @@ def format_table(rows: list[dict], show_errors: int = 5) -> str:
         lines.append(
             f"  model     {up.get('architecture')}, config sha256 {sha}, created {r['created']}"
         )
+        lines.append(f"  verified  {r['verified']}")
         if "int8_bytes" in r and r["float16_bytes"]:
             ratio = r["int8_bytes"] / r["float16_bytes"]
             saved = _human(r["float16_bytes"] - r["int8_bytes"])

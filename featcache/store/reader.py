@@ -16,6 +16,7 @@ import numpy as np
 from featcache.errors import StoreError
 from featcache.store import format_of, get_backend, store_name_of
 from featcache.store.base import CHUNK_FRAMES
+from featcache.store.damage import DECODE_ERRORS, damaged
 from featcache.store.location import as_location, is_remote
 
 DASK_ROWS = 8 * CHUNK_FRAMES  # frames per dask chunk of layer(l)
@@ -62,13 +63,13 @@ class CacheReader:
         self.name = store_name_of(self.path)
         self._handle = None
         handle = self._open()
-        self.attrs = handle.attrs()
+        self.attrs = read_checked_attrs(handle, self.path)
         if not self.attrs.get("complete"):
             raise StoreError(
                 f"{self.path}: store is incomplete (extraction was interrupted or is running); "
                 f"rerun the same `featcache extract` command to finish it"
             )
-        index = handle.index()
+        index = read_checked_index(handle, self.path)
         self.utterances = index.utt_id
         self._row = {u: i for i, u in enumerate(self.utterances)}
         self._part = index.part
@@ -159,7 +160,7 @@ class CacheReader:
         dtype : numpy dtype or None
             Returned dtype; ``None`` keeps the stored one (see :meth:`get`; float32 for int8).
         """
-        frames = self._open().frames(part)
+        frames = self._part_frames(part)
         rows = slice(start, stop)
         cols = None if layers is None else [self._layer_pos(layer) for layer in layers]
         if self.quantized:
@@ -201,7 +202,14 @@ class CacheReader:
 
     def pooled(self) -> np.ndarray:
         """Per-layer mean over frames of every utterance, (N, L, D) float32."""
-        return np.asarray(self._open().pooled(), dtype=np.float32)
+        try:
+            pooled = np.asarray(self._open().pooled(), dtype=np.float32)
+        except DECODE_ERRORS as e:
+            raise damaged(self.path, "pooled/mean", f"{type(e).__name__}: {e}") from e
+        want = (len(self.utterances), self.num_layers, self.hidden_size)
+        if pooled.shape != want:
+            raise damaged(self.path, "pooled/mean", f"shape {pooled.shape}, attrs say {want}")
+        return pooled
 
     def manifest(self):
         """The manifest the cache was built from (``manifest.jsonl`` beside the store)."""
@@ -234,7 +242,54 @@ class CacheReader:
         return [tuple(r) for r in runs]
 
     def _frames_shape(self, k: int) -> tuple[int, int, int]:
-        return tuple(self._open().frames(k).shape)
+        return tuple(self._part_frames(k).shape)
+
+    def _part_frames(self, k: int):
+        """Part ``k``'s frames, after checking their (L, D) against the attrs."""
+        frames = self._open().frames(k)
+        if tuple(frames.shape[1:]) != (self.num_layers, self.hidden_size):
+            raise damaged(
+                self.path,
+                f"part {k}",
+                f"frames have (L, D) = {tuple(frames.shape[1:])} but the attrs say "
+                f"{(self.num_layers, self.hidden_size)}",
+            )
+        return frames
+
+
+# attrs a store must have, and their types (a hand-edited or damaged zarr.json fails here)
+REQUIRED_ATTRS = {"layers": list, "hidden_size": int, "frame_rate": (int, float),
+                  "sample_rate": int, "dtype": str, "num_layers": int}  # fmt: skip
+
+
+def read_checked_attrs(handle, path: Path) -> dict:
+    """The store's attrs, or a StoreError naming what is wrong with them."""
+    try:
+        attrs = handle.attrs()
+    except DECODE_ERRORS as e:
+        raise damaged(path, "attrs['featcache']", f"cannot read: {e}") from e
+    if not isinstance(attrs, dict):
+        raise damaged(path, "attrs['featcache']", "not a JSON object")
+    for key, kind in REQUIRED_ATTRS.items():
+        if not isinstance(attrs.get(key), kind) or isinstance(attrs.get(key), bool):
+            raise damaged(path, "attrs['featcache']", f"{key}={attrs.get(key)!r} is not valid")
+    if attrs["num_layers"] != len(attrs["layers"]):
+        raise damaged(path, "attrs['featcache']", "num_layers differs from len(layers)")
+    return attrs
+
+
+def read_checked_index(handle, path: Path):
+    """The store's index arrays, checked for equal lengths (an error names what is damaged)."""
+    try:
+        index = handle.index()
+    except DECODE_ERRORS as e:
+        raise damaged(path, "the index (utt_id, part, offset, num_frames, errors)", str(e)) from e
+    n = len(index.utt_id)
+    lengths = {"part": len(index.part), "offset": len(index.offset),
+               "num_frames": len(index.num_frames)}  # fmt: skip
+    if any(v != n for v in lengths.values()) or len(index.error_ids) != len(index.error_reasons):
+        raise damaged(path, "the index", f"utt_id has {n} rows but {lengths}")
+    return index
 
 
 class _LazyFrames:
@@ -258,7 +313,7 @@ class _LazyFrames:
         if self._handle is None:
             self._handle = get_backend(self.format).open_read(self.path)
         if not self.quantized:
-            return self._handle.frames(self.k)[key]
+            return self._handle.frames(self.k)[key]  # CheckedFrames: damage is a StoreError
         from featcache.store.int8 import read_dequantized
 
         key = key if isinstance(key, tuple) else (key,)

@@ -17,6 +17,11 @@ hidden states:
 
 Strings (``utt_id``, ``errors/*``) use zarr 3's variable-length UTF-8 type; plain
 ``zarr.open_group(path)["utt_id"][:]`` returns a numpy array of ``str``.
+
+Every array goes through :func:`create_checked_array`: its codec chain ends in a ``crc32c``
+checksum, so a flipped or truncated byte is a read error, and every chunk is written even when
+it equals the fill value, so a complete part has every chunk key and a deleted chunk is detected
+(zarr would otherwise read it back as zeros): :func:`missing_chunks`.
 """
 
 from __future__ import annotations
@@ -36,19 +41,57 @@ from featcache.store.base import (
     PartMeta,
     PartSink,
 )
+from featcache.store.damage import DECODE_ERRORS, CheckedFrames, chunk_rows, damaged
 from featcache.store.location import is_remote
 from featcache.store.paths import remove_path, tmp_name, work_dir
 
 PART_ATTR = "featcache_part"
 
 
-def frame_compressors(compression: str = DEFAULT_COMPRESSION):
-    """The codec pipeline for frames and pooled means: "lz4", "zstd" (Blosc, level 1) or "none"."""
-    from zarr.codecs import BloscCodec
+def frame_compressors(compression: str = DEFAULT_COMPRESSION) -> list:
+    """The bytes-to-bytes codecs of every array: "lz4"/"zstd" (Blosc, level 1) or none, then crc32c."""
+    from zarr.codecs import BloscCodec, Crc32cCodec
 
-    if compression == "none":
-        return None
-    return [BloscCodec(cname=compression, clevel=1, shuffle="shuffle")]
+    codecs = (
+        []
+        if compression == "none"
+        else [BloscCodec(cname=compression, clevel=1, shuffle="shuffle")]
+    )
+    return [*codecs, Crc32cCodec()]
+
+
+def create_checked_array(group, name: str, *, compression: str = "none", **kwargs):
+    """``group.create_array`` with the checksummed codec chain and every chunk written.
+
+    Every array of a store is made here (frames, pooled means, index, int8 scales alike).
+    """
+    return group.create_array(
+        name,
+        compressors=frame_compressors(compression),
+        config={"write_empty_chunks": True},
+        **kwargs,
+    )
+
+
+def missing_chunks(folder, array) -> list[tuple[int, ...]]:
+    """Chunk coordinates of ``array`` (stored in ``folder``) whose chunk file does not exist.
+
+    One listing of ``folder`` (a walk of a local folder, one ``find`` on object storage), not
+    one query per chunk: a part of a long corpus has thousands of chunks.
+    """
+    import itertools
+
+    if is_remote(folder):
+        root = folder.path + "/"
+        present = {p[len(root) :] for p in folder.fs.find(folder.path) if p.startswith(root)}
+    else:
+        present = {
+            os.path.relpath(os.path.join(top, f), folder).replace(os.sep, "/")
+            for top, _, files in os.walk(folder)
+            for f in files
+        }
+    grid = itertools.product(*(range(n) for n in array.cdata_shape))
+    return [c for c in grid if array.metadata.encode_chunk_key(c) not in present]
 
 
 class ZarrBackend(Backend):
@@ -113,12 +156,13 @@ class ZarrBackend(Backend):
         _put(group, "offset", index.offset.astype(np.int64))
         _put(group, "num_frames", index.num_frames.astype(np.int64))
         pooled = group.require_group("pooled")
-        pooled.create_array(
+        create_checked_array(
+            pooled,
             "mean",
             shape=(n, num_layers, dim),
             chunks=(max(1, min(n, 256)), num_layers, max(1, dim)),
             dtype="float32",
-            compressors=frame_compressors(attrs.get("compression", DEFAULT_COMPRESSION)),
+            compression=attrs.get("compression", DEFAULT_COMPRESSION),
             overwrite=True,
         )[...] = index.pooled
         errors = group.require_group("errors")
@@ -134,11 +178,18 @@ class ZarrBackend(Backend):
     def open_read(self, path: Path, chunk_cache: str | None = None):
         return ZarrHandle(path, chunk_cache)
 
+    def drop_parts(self, path: Path, parts: list[int]) -> None:
+        """Mark the store incomplete and remove ``parts`` (``featcache verify --repair``)."""
+        self.mark_incomplete(path)
+        for k in parts:
+            remove_path(path / "parts" / str(k))
+
 
 class ZarrHandle:
     """Read access to one Zarr store; frames through a local chunk cache if one is given."""
 
     def __init__(self, path: Path, chunk_cache: str | None = None):
+        self.path = path
         self.group = _open(path, "r")
         self._frames: dict[int, object] = {}
         self._frames_group = self.group
@@ -164,18 +215,50 @@ class ZarrHandle:
         )
 
     def frames(self, k: int):
+        """``parts/<k>/frames`` as :class:`CheckedFrames`, once every chunk key is found."""
         if k not in self._frames:
-            self._frames[k] = self._frames_group[f"parts/{k}/frames"]
+            try:
+                array = self._frames_group[f"parts/{k}/frames"]  # through the chunk cache if any
+            except DECODE_ERRORS as e:
+                raise damaged(self.path, f"part {k}", f"cannot open its frames: {e}") from e
+            # through a local chunk cache the bucket may rightly lack chunks the cache holds:
+            # the listing check is the bucket's alone (crc32c still checks every chunk read)
+            cached = self._frames_group is not self.group
+            gone = [] if cached else missing_chunks(self.path / "parts" / str(k) / "frames", array)
+            if gone:
+                rows = chunk_rows(gone[0], array.chunks[0], array.shape[0])
+                key = array.metadata.encode_chunk_key(gone[0])
+                raise damaged(self.path, f"part {k}, {rows}",
+                              f"{len(gone)} chunk file(s) missing, e.g. frames/{key}")  # fmt: skip
+            self._frames[k] = CheckedFrames(array, self.path, k)
         return self._frames[k]
 
     def scale(self, k: int):
         """``parts/<k>/scale`` of an int8 store."""
         if k not in self._scale:
-            self._scale[k] = self.group[f"parts/{k}/scale"]
+            array = self.group[f"parts/{k}/scale"]
+            if missing_chunks(self.path / "parts" / str(k) / "scale", array):
+                raise damaged(self.path, f"part {k}", "scale chunk file(s) missing")
+            self._scale[k] = CheckedFrames(array, self.path, k)
         return self._scale[k]
 
     def pooled(self) -> np.ndarray:
         return self.group["pooled/mean"][...]
+
+    def part_numbers(self) -> list[int]:
+        parts = self.path / "parts"
+        found = parts.iterdir() if parts.is_dir() else ()
+        return sorted(int(p.name) for p in found if p.name.isdigit())
+
+    def part_meta(self, k: int) -> PartMeta:
+        return PartMeta.from_json(self.group[f"parts/{k}"].attrs[PART_ATTR])
+
+    def part_pooled(self, k: int, read: bool = False):
+        """Part ``k``'s pooled means: the array (every chunk key checked), or its values."""
+        array = self.group[f"parts/{k}/pooled"]
+        if missing_chunks(self.path / "parts" / str(k) / "pooled", array):
+            raise StoreError(f"parts/{k}/pooled: chunk file(s) missing")
+        return array[...] if read else array
 
     def close(self) -> None:
         pass
@@ -192,22 +275,27 @@ class _ZarrPartSink(PartSink):
         self._final = path / "parts" / str(k)
         self._tmp = work_dir(path) / tmp_name(k)
         self._tmp.parent.mkdir(parents=True, exist_ok=True)
-        self._group = zarr.create_group(store=str(self._tmp))
-        num_layers, dim = shape_ld
-        self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
-        # int8: one scale row per chunk of frames, all layers in one small chunk
-        self._scale = None
-        if dtype == "int8":
-            self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+        try:
+            self._group = zarr.create_group(store=str(self._tmp))
+            num_layers, dim = shape_ld
+            self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
+            # int8: one scale row per chunk of frames, all layers in one small chunk
+            self._scale = None
+            if dtype == "int8":
+                self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+        except BaseException:
+            remove_path(self._tmp)  # e.g. a full disk while creating the arrays
+            raise
 
     def _array(self, name: str, chunks: tuple, dtype: str):
-        """An empty, growable (0, L, D) array of the part, with the store's codecs."""
-        return self._group.create_array(
+        """An empty, growable (0, L, D) array of the part, with the store's checksummed codecs."""
+        return create_checked_array(
+            self._group,
             name,
             shape=(0, *self.shape_ld),
             chunks=chunks,
             dtype=dtype,
-            compressors=frame_compressors(self._compression),
+            compression=self._compression,
         )
 
     def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
@@ -223,12 +311,13 @@ class _ZarrPartSink(PartSink):
         import zarr
 
         n = len(pooled)
-        self._group.create_array(
+        create_checked_array(
+            self._group,
             "pooled",
             shape=pooled.shape,
             chunks=(max(1, n), *pooled.shape[1:]),
             dtype="float32",
-            compressors=frame_compressors(self._compression),
+            compression=self._compression,
         )[...] = pooled
         self._group.attrs[PART_ATTR] = meta.to_json()
         if not (self._final.parent / "zarr.json").exists():  # create() was killed half-way
@@ -242,12 +331,29 @@ class _ZarrPartSink(PartSink):
             remove_path(self._tmp)  # another process completed the same part first
 
     def abort(self) -> None:
+        _drain_zarr_io()  # else chunk writes still in flight recreate the folder after removal
         remove_path(self._tmp)
 
 
 def _zstore(path, read_only: bool = False):
     """What zarr opens: a local folder's name, or an fsspec store for a URL."""
     return path.zarr_store(read_only=read_only) if is_remote(path) else str(path)
+
+
+def _drain_zarr_io(timeout: float = 60.0) -> None:
+    """Wait for zarr's I/O tasks still running: when one chunk write of an array assignment
+    fails (a full disk), zarr raises at once while the other chunk writes go on."""
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def drain():
+        me = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if others:
+            await asyncio.wait(others, timeout=timeout)
+
+    sync(drain())
 
 
 def _open(path: Path, mode: str):
@@ -262,7 +368,8 @@ def _open(path: Path, mode: str):
 
 
 def _put(group, name: str, values: np.ndarray, dtype=None) -> None:
-    arr = group.create_array(
+    arr = create_checked_array(
+        group,
         name,
         shape=values.shape,
         chunks=(max(1, min(len(values), 65536)),),

@@ -108,3 +108,32 @@ def write_cache(
             part.close().result()
     builder.finalize()
     return path
+
+
+def read_all_arrays(store) -> dict[str, np.ndarray]:
+    """Every array of a Zarr or HDF5 store by its path, read with plain zarr/h5py.
+
+    Two stores are the same cache, byte for byte in their arrays, when these dicts are equal
+    (``np.array_equal`` per key, same keys); tests compare a repaired or resumed store with a
+    clean one this way.
+    """
+    store = Path(store)
+    out: dict[str, np.ndarray] = {}
+    if store.suffix == ".h5":
+        import h5py
+        import hdf5plugin  # noqa: F401
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                data = obj.asstr()[...] if h5py.check_string_dtype(obj.dtype) else obj[...]
+                out[name] = np.asarray(data)
+
+        with h5py.File(store, "r") as f:
+            f.visititems(visit)
+        return out
+    import zarr
+
+    for name, node in zarr.open_group(str(store), mode="r").members(max_depth=None):
+        if isinstance(node, zarr.Array):
+            out[name] = node[...]
+    return out

@@ -250,8 +250,11 @@ class Trainer:
     def write_history(self) -> None:
         if not self.dist.is_main:
             return
+        from featcache.oserrors import disk_full_is_error
+
         lines = "".join(json.dumps(line) + "\n" for line in self.state["history"])
-        write_atomic(self.out / "metrics.jsonl", lines)
+        with disk_full_is_error(str(self.out / "metrics.jsonl")):
+            write_atomic(self.out / "metrics.jsonl", lines)
 
     def save_last(self) -> None:
         if self.dist.is_main:
