@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+from featcache.analysis.registry import LEVELS, PROBE_TASKS
+from featcache.cli.options import (
+    cache_option,
+    choice,
+    manifest_option,
+    split_option,
+    upstreams_option,
+)
 
 
 @click.command("probe")
@@ -15,15 +22,15 @@ from featcache.cli.options import cache_option, manifest_option, split_option, u
 @click.option("--label", required=True, help="Manifest field to predict (e.g. speaker).")
 @click.option(
     "--task",
-    type=click.Choice(["auto", "classify", "regress"]),
-    default="auto",
+    type=choice(PROBE_TASKS),
+    default=PROBE_TASKS.default,
     show_default=True,
     help="auto: regress for many-valued numeric labels.",
 )
 @click.option(
     "--level",
-    type=click.Choice(["pooled", "frames"]),
-    default="pooled",
+    type=choice(LEVELS),
+    default=LEVELS.default,
     show_default=True,
     help="Probe utterance means (pooled/mean) or frames (utterance label per frame).",
 )

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+from featcache.analysis.registry import PROBE_TASKS
+from featcache.cli.options import (
+    cache_option,
+    choice,
+    manifest_option,
+    split_option,
+    upstreams_option,
+)
 
 
 @click.command("select")
@@ -15,8 +22,8 @@ from featcache.cli.options import cache_option, manifest_option, split_option, u
 @click.option("--label", required=True, help="Manifest field of the task (e.g. speaker).")
 @click.option(
     "--task",
-    type=click.Choice(["auto", "classify", "regress"]),
-    default="auto",
+    type=choice(PROBE_TASKS),
+    default=PROBE_TASKS.default,
     show_default=True,
     help="Probe task; auto: regress for many-valued numeric labels.",
 )
@@ -39,7 +46,9 @@ from featcache.cli.options import cache_option, manifest_option, split_option, u
     "correlation of predicted and measured dev scores.",
 )
 @click.option(
-    "--interface", default="hconv", show_default=True, help="--validate: fusion interface."
+    "--interface",
+    default=None,
+    help="--validate: fusion interface (default: the paper's HConv, see `featcache train --help`).",
 )
 @click.option("--epochs", default=3, show_default=True, help="--validate: epochs per run.")
 @click.option("--max-steps", default=200, show_default=True, help="--validate: steps per run.")
@@ -82,7 +91,8 @@ def select(
 
     result = run_select(
         cache, label, upstreams=upstreams, task=task, max_models=max_models, weight=weight,
-        split=split, manifest=manifest, cv=cv, seed=seed, validate=validate, interface=interface,
+        split=split, manifest=manifest, cv=cv, seed=seed, validate=validate,
+        **({"interface": interface} if interface else {}),
         train_options={"epochs": epochs, "max_steps": max_steps, "device": device},
         out=out, log=click.echo,
     )  # fmt: skip

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, gumd, gumd:soft"
+from featcache.cli.options import choice, described
+from featcache.fusion.registry import ALIGN_DIMS, INTERFACES
+from featcache.heads.registry import TASKS
+from featcache.train.config import NORMALIZATIONS, PRECISIONS, TrainConfig
+
+DEFAULTS = TrainConfig()
 
 
 @click.command("train")
@@ -14,9 +19,11 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
 @click.option("-u", "--upstream", "upstreams", multiple=True,
               help="Upstream as given to extract, or its store name; repeat to fuse several "
                    "(default: every upstream in the cache).")  # fmt: skip
-@click.option("--task", type=click.Choice(["classify", "ctc"]), help="Head (default classify).")
+@click.option("--task", type=choice(TASKS),
+              help=described(TASKS, f"Head (default {DEFAULTS.task}):"))  # fmt: skip
 @click.option("--label", help="Manifest field to predict (default speaker; text for ctc).")
-@click.option("--interface", help=f"Fusion interface (default ws): {INTERFACES}.")
+@click.option("--interface",
+              help=described(INTERFACES, f"Fusion interface (default {DEFAULTS.interface}):"))  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (rerun to resume).")
 @click.option("--manifest", type=click.Path(path_type=Path),
               help="Labels/splits from this manifest instead of CACHE/manifest.jsonl (by id).")  # fmt: skip
@@ -31,18 +38,19 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
 @click.option("--grad-accum", type=int, help="Batches per optimizer step (default 1).")
 @click.option("--seed", type=int, help="Random seed (default 0).")
 @click.option("--device", help="auto (default), cpu, cuda, cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-              help="Autocast precision (default auto: bf16 on CUDA, fp32 on CPU).")  # fmt: skip
+@click.option("--precision", type=choice(PRECISIONS),
+              help=described(PRECISIONS, f"Precision (default {DEFAULTS.precision}):"))  # fmt: skip
 @click.option("--num-workers", type=int, help="DataLoader worker processes (default 2).")
 @click.option(
     "--patience", type=int, help="Stop after this many epochs without a better dev score."
 )
 @click.option("--save-every", type=int, help="Also write last.pt every N optimizer steps.")
-@click.option("--align-dim", type=click.Choice(["interpolate", "project"]),
-              help="Multi-model hidden-size alignment (default interpolate, as the paper).")  # fmt: skip
-@click.option("--normalize", type=click.Choice(["global", "none"]),
-              help="Standardise each upstream/layer/dim with train-split mean/std before the "
-                   "interface (default global); none feeds raw features, as the paper.")  # fmt: skip
+@click.option("--align-dim", type=choice(ALIGN_DIMS),
+              help=described(ALIGN_DIMS, f"Multi-model hidden-size alignment (default "
+                                         f"{DEFAULTS.align_dim}):"))  # fmt: skip
+@click.option("--normalize", type=choice(NORMALIZATIONS),
+              help=described(NORMALIZATIONS, f"Inputs of the interface (default "
+                                             f"{DEFAULTS.normalize}):"))  # fmt: skip
 @click.option("--normalize-utterances", type=int,
               help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Delete an existing run folder first.")

@@ -23,11 +23,10 @@ from featcache.analysis.inputs import (
     resolve_task,
     select_utterances,
 )
+from featcache.analysis.registry import LEVELS
 from featcache.atomic import write_atomic
 from featcache.errors import ConfigError
 from featcache.store import Cache
-
-LEVELS = ("pooled", "frames")
 
 
 def _out_dir(out) -> Path | None:
@@ -67,8 +66,7 @@ def run_probe(
     """
     from featcache.analysis.probe import probe_layers
 
-    if level not in LEVELS:
-        raise ConfigError(f"--level {level!r}: use pooled or frames")
+    LEVELS.get(level)
     readers = Cache.open(cache).readers(upstreams)
     ids, labels = select_utterances(readers, load_manifest(readers, manifest), split, label)
     task = resolve_task(task, labels)
@@ -183,8 +181,7 @@ def run_similarity(
     """
     from featcache.analysis.cka import DEFAULT_MAX_BYTES
 
-    if level not in LEVELS:
-        raise ConfigError(f"--level {level!r}: use pooled or frames")
+    LEVELS.get(level)
     readers = Cache.open(cache).readers(upstreams)
     names = list(readers)
     ids, _ = select_utterances(readers, load_manifest(readers, manifest), split)
@@ -207,7 +204,7 @@ def run_similarity(
             matrices[(a, b)], rows[f"{a}|{b}"] = _pooled_cka(ra, rb, ids, budget)
         else:
             matrices[(a, b)], rows[f"{a}|{b}"] = _frames_cka(ra, rb, ids, max_frames, seed, budget)
-        if log is not None:
+        if log is not None and level != "pooled":  # frame-level pairs take a while
             log(f"  {a} vs {b}: {rows[f'{a}|{b}']} rows in {time.perf_counter() - started:.1f}s")
     result = {
         "level": level,

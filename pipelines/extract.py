@@ -30,9 +30,9 @@ class ExtractConfig:
     manifest: Path
     upstreams: list[str]
     cache: Path
-    format: str = "zarr"
-    dtype: str = "float16"
-    compression: str = "lz4"
+    format: str = FORMATS.default
+    dtype: str = DTYPES.default
+    compression: str = COMPRESSIONS.default
     layers: str | None = None
     device: str = "auto"
     autocast: str | None = None
@@ -252,12 +252,9 @@ def _threads_per_process(config: ExtractConfig) -> int | None:
 
 
 def _check_options(config: ExtractConfig) -> None:
-    if config.format not in FORMATS:
-        raise ConfigError(f"--format {config.format!r}: use one of {', '.join(FORMATS)}")
-    if config.dtype not in DTYPES:
-        raise ConfigError(f"--dtype {config.dtype!r}: use one of {', '.join(DTYPES)}")
-    if config.compression not in COMPRESSIONS:
-        raise ConfigError(f"--compression {config.compression!r}: use one of {COMPRESSIONS}")
+    for registry, value in ((FORMATS, config.format), (DTYPES, config.dtype),
+                            (COMPRESSIONS, config.compression)):  # fmt: skip
+        registry.get(value)
     if config.workers is not None and config.scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other; pass one of them")
     if config.workers is not None and config.workers < 1:

@@ -125,8 +125,6 @@ def _extract_done(recipe: Recipe, upstream: str) -> bool:
 # --- checking ----------------------------------------------------------------------------------
 def check(recipe: Recipe, log: Log = print) -> list[str]:
     """Dry run: check data, labels, upstream names, interfaces and tasks; return the problems."""
-    from featcache.fusion.registry import parse_name
-    from featcache.heads.registry import TASKS
     from featcache.manifest import Manifest, validate_manifest
     from featcache.upstreams.registry import resolve
 
@@ -136,13 +134,7 @@ def check(recipe: Recipe, log: Log = print) -> list[str]:
             resolve(name)
         except FeatcacheError as e:
             problems.append(str(e))
-    for run in recipe.runs:
-        try:
-            parse_name(run.options.get("interface", "ws"))
-        except FeatcacheError as e:
-            problems.append(f"run {run.name!r}: {e}")
-        if run.options.get("task", "classify") not in TASKS:
-            problems.append(f"run {run.name!r}: unknown task {run.options.get('task')!r}")
+    # run options (interfaces, tasks, values) were checked against the registries on loading
 
     manifest = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,8 +170,10 @@ def check(recipe: Recipe, log: Log = print) -> list[str]:
 
 
 def _check_labels(recipe: Recipe, manifest) -> list[str]:
+    from featcache.train.config import TrainConfig
+
     problems = []
-    wanted = {(r.name, r.options.get("label", "speaker")) for r in recipe.runs}
+    wanted = {(r.name, r.options.get("label", TrainConfig().label)) for r in recipe.runs}
     if recipe.analyse.label:
         wanted.add(("analyse", recipe.analyse.label))
     fields = set(manifest.fields())

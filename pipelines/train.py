@@ -25,23 +25,12 @@ from featcache.train.config import TrainConfig
 Log = Callable[[str], None]
 
 
-def layer_selection(interface: str, readers: list) -> tuple[str, list[list[int] | None]]:
-    """For ``last``/``layer:K`` read only that layer (the interface then sees one layer)."""
-    from featcache.fusion import parse_name
+def layer_selection(interface: str, readers: list) -> list[list[int] | None]:
+    """For ``last``/``layer:K``, read only that model layer of each store (else None each)."""
+    from featcache.fusion import selected_layers
 
-    base, arg = parse_name(interface)
-    if base not in ("last", "layer"):
-        return interface, [None] * len(readers)
-    selected = []
-    for reader in readers:
-        layer = reader.layers[-1] if base == "last" else int(arg)
-        if layer not in reader.layers:
-            raise ConfigError(
-                f"interface {interface}: layer {layer} is not stored in {reader.path} "
-                f"(stored: {reader.layers}); choose another layer or re-extract with it"
-            )
-        selected.append([layer])
-    return "last", selected
+    picked = selected_layers(interface, [r.layers for r in readers], [str(r.path) for r in readers])
+    return picked if picked is not None else [None] * len(readers)
 
 
 def prepare(
@@ -73,7 +62,7 @@ def prepare(
         task.fit([joined.labels[u] for u in joined.ids["train"]])
     else:
         task.load_state(task_state)
-    interface_name, layers = layer_selection(config.interface, readers)
+    layers = layer_selection(config.interface, readers)
     datasets = {
         split: CachedDataset(
             readers,
@@ -107,7 +96,8 @@ def prepare(
                 zip([r.name for r in readers], normalize.describe(), strict=True)
             )
     seed_everything(config.seed)
-    interface = build_interface(interface_name, shapes, config.align_dim)
+    stored = [sel or r.layers for r, sel in zip(readers, layers, strict=True)]
+    interface = build_interface(config.interface, shapes, config.align_dim, stored)
     model = FusionModel(interface, task.build_head(interface.output_dim), normalize)
     return {
         "readers": readers,

@@ -37,9 +37,9 @@ def test_registry_names_map_to_hub_ids():
         "whisper-medium.en",
     ):
         kind, hub_id = resolve(short)
-        assert kind == "hub" and hub_id == REGISTRY[short] and "/" in hub_id
-    assert REGISTRY["wavlm-base-plus"] == "microsoft/wavlm-base-plus"
-    assert REGISTRY["whisper-small.en"] == "openai/whisper-small.en"
+        assert kind == "hub" and hub_id == REGISTRY[short].value and "/" in hub_id
+    assert REGISTRY["wavlm-base-plus"].value == "microsoft/wavlm-base-plus"
+    assert REGISTRY["whisper-small.en"].value == "openai/whisper-small.en"
 
 
 def test_resolve_kinds(tmp_path):

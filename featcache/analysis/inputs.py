@@ -72,9 +72,9 @@ def select_utterances(readers: dict, manifest, split: Sequence[str] = (), label:
 
 def resolve_task(task: str, labels) -> str:
     """``auto``: regress for numeric labels with many distinct non-integer values, else classify."""
-    if task != "auto":
-        if task not in ("classify", "regress"):
-            raise ConfigError(f"--task {task!r}: use classify, regress or auto")
+    from featcache.analysis.registry import PROBE_TASKS
+
+    if PROBE_TASKS.get(task).name != "auto":
         return task
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in labels)
     if numeric and len(set(labels)) > 20 and any(float(v) != int(v) for v in labels):

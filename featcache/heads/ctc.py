@@ -44,7 +44,6 @@ class CTCHead(nn.Module):
 
 
 class CTCTask(Task):
-    name = "ctc"
     main_metric = "wer"
     higher_is_better = False
 

@@ -54,8 +54,6 @@ def _compression(name: str = DEFAULT_COMPRESSION) -> dict:
 class HDF5Backend(Backend):
     """Stores as single HDF5 files assembled from per-part files."""
 
-    name = "hdf5"
-    suffix = ".h5"
     # never modified in place (a kill could corrupt the file): finalize() replaces it whole, and
     # until then its old index stays consistent with the parts it holds
     atomic_index = True

@@ -53,9 +53,6 @@ def frame_compressors(compression: str = DEFAULT_COMPRESSION):
 class ZarrBackend(Backend):
     """Stores as Zarr v3 groups on the local file system."""
 
-    name = "zarr"
-    suffix = ".zarr"
-
     def create(self, path: Path, attrs: dict) -> None:
         import zarr
 

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from featcache.errors import ConfigError
+from featcache.fusion.registry import ALIGN_DIMS, INTERFACES
+from featcache.heads.registry import TASKS
+from featcache.registry import Registry
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+PRECISIONS = Registry("precision", "--precision")
+PRECISIONS.register(
+    "auto", "bfloat16 autocast on CUDA (float16 where unsupported), float32 on CPU", default=True
+)
+PRECISIONS.register("fp32", "float32 throughout")
+PRECISIONS.register("fp16", "float16 autocast with a gradient scaler (CUDA)")
+PRECISIONS.register("bf16", "bfloat16 autocast")
+
+NORMALIZATIONS = Registry("input normalisation", "--normalize")
+NORMALIZATIONS.register(
+    "global", "standardise each upstream/layer/dim with train-split mean/std", default=True
+)
+NORMALIZATIONS.register("none", "raw cached features, as the paper")
+
+# fields that say where a run reads and writes, not how it trains (a recipe sets them itself)
+LOCATION_FIELDS = ("cache", "out", "upstreams", "manifest")
 
 
 @dataclass
@@ -32,9 +48,9 @@ class TrainConfig:
     cache: str = ""
     out: str = ""
     upstreams: list[str] = field(default_factory=list)
-    task: str = "classify"
+    task: str = TASKS.default
     label: str = "speaker"
-    interface: str = "ws"
+    interface: str = INTERFACES.default
     manifest: str | None = None
     split_field: str = "split"
     epochs: int = 20
@@ -47,12 +63,12 @@ class TrainConfig:
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = PRECISIONS.default
     num_workers: int = 2
     patience: int = 5
     save_every: int = 0
-    align_dim: str = "interpolate"
-    normalize: str = "global"
+    align_dim: str = ALIGN_DIMS.default
+    normalize: str = NORMALIZATIONS.default
     normalize_utterances: int = 200
 
     def __post_init__(self) -> None:
@@ -65,25 +81,33 @@ class TrainConfig:
             (self.patience >= 1, "--patience must be >= 1"),
             (self.save_every >= 0, "--save-every must be >= 0"),
             (self.lr > 0, "--lr must be positive"),
-            (
-                self.precision in ("auto", "fp32", "fp16", "bf16"),
-                "--precision: auto|fp32|fp16|bf16",
-            ),
-            (self.align_dim in ("interpolate", "project"), "--align-dim: interpolate|project"),
-            (self.normalize in ("global", "none"), "--normalize: global|none"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        for registry, value in ((PRECISIONS, self.precision), (ALIGN_DIMS, self.align_dim),
+                                (NORMALIZATIONS, self.normalize), (TASKS, self.task)):  # fmt: skip
+            registry.get(value)
+        INTERFACES.parse(self.interface)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
+    def option_names(cls) -> list[str]:
+        """Every field name, in declaration order (``--config`` TOML keys)."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def training_options(cls) -> list[str]:
+        """The fields that say how to train (those a recipe's ``[train]`` table may set)."""
+        return [n for n in cls.option_names() if n not in LOCATION_FIELDS]
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a dict with keys as field names (``-`` accepted for ``_``)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = set(cls.option_names())
         clean = {}
         for key, value in values.items():
             name = key.replace("-", "_")

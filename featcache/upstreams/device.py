@@ -11,8 +11,11 @@ import contextlib
 import re
 
 from featcache.errors import ConfigError
+from featcache.registry import Registry
 
-AUTOCAST_DTYPES = ("float16", "bfloat16")
+AUTOCASTS = Registry("autocast dtype", "--autocast")
+AUTOCASTS.register("float16", "float16 autocast (GPU; faster, not exact)")
+AUTOCASTS.register("bfloat16", "bfloat16 autocast (GPU; faster, not exact)")
 
 
 def resolve_device(device="auto"):
@@ -77,9 +80,9 @@ def resolve_autocast(autocast, device):
 
     if autocast in (None, "", "none", "float32", "fp32"):
         return None
-    if autocast not in AUTOCAST_DTYPES:
+    if autocast not in AUTOCASTS:
         raise ConfigError(
-            f"unknown autocast dtype {autocast!r}; use float16, bfloat16 or leave it unset "
+            f"unknown autocast dtype {autocast!r}; use {', '.join(AUTOCASTS)} or leave it unset "
             f"(exact float32)"
         )
     del device  # both device types accept both dtypes in torch>=2.2
