@@ -55,7 +55,7 @@ def probe(cache, upstreams, label, task, level, split, manifest, cv, max_frames,
     """Cross-validated linear probe (standardise + logistic/ridge regression) of every layer of
     every upstream in CACHE; prints a table and the best layer per upstream."""  # fmt: skip
     from featcache.analysis.text import format_probe
-    from featcache.pipelines.analyse import run_probe
+    from featcache.pipelines.probe import run_probe
 
     summary = run_probe(
         cache, label, upstreams=upstreams, task=task, level=level, split=split,

@@ -87,7 +87,7 @@ def select(
     the N best and N worst subsets and reports how well the score predicted their dev scores.
     """
     from featcache.analysis.text import format_select
-    from featcache.pipelines.analyse import run_select
+    from featcache.pipelines.selection import run_select
 
     result = run_select(
         cache, label, upstreams=upstreams, task=task, max_models=max_models, weight=weight,

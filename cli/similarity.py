@@ -62,7 +62,7 @@ def similarity(
     """Linear CKA (computed in minibatches, memory independent of the number of frames) between
     every layer pair of every upstream pair in CACHE, over the utterances they share."""  # fmt: skip
     from featcache.analysis.text import format_similarity
-    from featcache.pipelines.analyse import run_similarity
+    from featcache.pipelines.similarity import run_similarity
 
     result = run_similarity(
         cache, upstreams=upstreams, level=level, split=split, manifest=manifest,

@@ -2,20 +2,23 @@
 
 Stages and where they write (under the recipe's ``out`` folder):
 
-==========  ==============================  =========================================
-stage       output                          done when
-==========  ==============================  =========================================
-data        corpus/ or manifest.jsonl       the manifest exists
-extract     cache/<upstream>.zarr           every manifest utterance is stored or failed
-train       runs/<name>/                    runs/<name>/summary.json exists
-probe       analysis/probe/                 probe.json exists
-similarity  analysis/similarity/            similarity.npz exists
-select      analysis/select/                selection.json exists
-report      report.html                     always rewritten (cheap)
-==========  ==============================  =========================================
+==========  ==============================  ===============================================
+stage       output                          done marker (written last, atomically)
+==========  ==============================  ===============================================
+data        corpus/ or manifest.jsonl       the manifest
+extract     cache/<upstream>.zarr           the store's attrs: complete, this manifest's sha
+train       runs/<name>/                    runs/<name>/summary.json
+probe       analysis/probe/                 probe.json
+similarity  analysis/similarity/            similarity.json
+select      analysis/select/                selection.json
+report      report.html                     none: always rewritten (cheap)
+==========  ==============================  ===============================================
 
-Interrupting a recipe and running it again continues where it stopped: each stage either is
-complete, or resumes from its own checkpoints (extraction parts, training checkpoints).
+Every stage writes its marker after all its other outputs, and :func:`plan` checks exactly that
+marker, so interrupting a recipe at any moment and running it again continues where it stopped:
+each stage either is complete, or resumes from its own checkpoints (extraction parts, training
+checkpoints) or starts over (analyses). ``tests/test_run_kill.py`` kills ``featcache run``
+between every pair of outputs and checks that the rerun completes with the same results.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from featcache.atomic import write_atomic, write_json
 from featcache.errors import ConfigError, FeatcacheError
 from featcache.pipelines.recipe import Recipe
+from featcache.pipelines.train import DONE as TRAIN_DONE
 
 Log = Callable[[str], None]
 
@@ -74,7 +78,9 @@ def analysis_dir(recipe: Recipe, what: str) -> Path:
 
 # --- planning ----------------------------------------------------------------------------------
 def plan(recipe: Recipe) -> list[StageStatus]:
-    """What each stage would do now: done or to do, without doing anything."""
+    """What each stage would do now: done (its marker exists) or to do, without doing anything."""
+    from featcache.pipelines import probe, selection, similarity
+
     a = recipe.analyse
     stages = [StageStatus("data", str(manifest_path(recipe)), manifest_path(recipe).exists())]
     stages += [
@@ -82,44 +88,32 @@ def plan(recipe: Recipe) -> list[StageStatus]:
         for u in recipe.extract.upstreams
     ]
     stages += [
-        StageStatus(
-            "train",
-            str(run_dir(recipe, r.name)),
-            (run_dir(recipe, r.name) / "summary.json").exists(),
-        )
+        StageStatus("train", str(run_dir(recipe, r.name)),
+                    (run_dir(recipe, r.name) / TRAIN_DONE).exists())
         for r in recipe.runs
-    ]
-    if a.label and a.probe:
-        p = analysis_dir(recipe, "probe")
-        stages.append(StageStatus("probe", str(p), (p / "probe.json").exists()))
-    if a.similarity:
-        p = analysis_dir(recipe, "similarity")
-        stages.append(StageStatus("similarity", str(p), (p / "similarity.npz").exists()))
-    if a.label and a.select and len(recipe.extract.upstreams) > 1:
-        p = analysis_dir(recipe, "select")
-        stages.append(StageStatus("select", str(p), (p / "selection.json").exists()))
+    ]  # fmt: skip
+    analyses = [("probe", probe.DONE, bool(a.label and a.probe)),
+                ("similarity", similarity.DONE, a.similarity),
+                ("select", selection.DONE,
+                 bool(a.label and a.select and len(recipe.extract.upstreams) > 1))]  # fmt: skip
+    for name, marker, wanted in analyses:
+        if wanted:
+            p = analysis_dir(recipe, name)
+            stages.append(StageStatus(name, str(p), (p / marker).exists()))
     if a.report:
         stages.append(StageStatus("report", str(recipe.out / "report.html"), False))
     return stages
 
 
 def _extract_done(recipe: Recipe, upstream: str) -> bool:
-    """True when the store of ``upstream`` accounts for every utterance of the manifest."""
+    """Extract's marker: the store of ``upstream`` is complete for the recipe's manifest."""
     from featcache.manifest import Manifest
+    from featcache.store import Cache
 
     manifest = manifest_path(recipe)
     if not manifest.exists():
         return False
-    try:
-        from featcache.store import open_cache
-
-        reader = open_cache(cache_dir(recipe), upstream)
-        try:
-            return len(reader.utterances) + len(reader.errors) == len(Manifest.load(manifest))
-        finally:
-            reader.close()
-    except FeatcacheError:
-        return False
+    return Cache(cache_dir(recipe)).is_built(upstream, Manifest.load(manifest))
 
 
 # --- checking ----------------------------------------------------------------------------------
@@ -223,7 +217,7 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
         )
     for run in recipe.runs:
         stage("train", str(run_dir(recipe, run.name)), lambda r=run: _train(recipe, r, log))
-        summary = run_dir(recipe, run.name) / "summary.json"
+        summary = run_dir(recipe, run.name) / TRAIN_DONE
         result.runs.append({"name": run.name, **json.loads(summary.read_text())})
     a = recipe.analyse
     keys = {s.stage for s in statuses.values()}
@@ -289,7 +283,7 @@ def _train(recipe: Recipe, run, log: Log) -> str:
 
 def _probe(recipe: Recipe, log: Log) -> str:
     from featcache.analysis.text import format_probe
-    from featcache.pipelines.analyse import run_probe
+    from featcache.pipelines.probe import run_probe
 
     a = recipe.analyse
     found = run_probe(cache_dir(recipe), a.label, task=a.task, out=analysis_dir(recipe, "probe"))
@@ -299,7 +293,7 @@ def _probe(recipe: Recipe, log: Log) -> str:
 
 def _similarity(recipe: Recipe, log: Log) -> str:
     from featcache.analysis.text import format_similarity
-    from featcache.pipelines.analyse import run_similarity
+    from featcache.pipelines.similarity import run_similarity
 
     a = recipe.analyse
     found = run_similarity(
@@ -311,7 +305,7 @@ def _similarity(recipe: Recipe, log: Log) -> str:
 
 def _select(recipe: Recipe, log: Log) -> str:
     from featcache.analysis.text import format_select
-    from featcache.pipelines.analyse import run_select
+    from featcache.pipelines.selection import run_select
 
     a = recipe.analyse
     found = run_select(
@@ -323,18 +317,18 @@ def _select(recipe: Recipe, log: Log) -> str:
 
 
 def _report(recipe: Recipe, result: RecipeResult, log: Log) -> str:
-    from featcache.pipelines.analyse import run_report
+    from featcache.pipelines import probe, selection, similarity
+    from featcache.pipelines.report import run_report
 
-    probe = analysis_dir(recipe, "probe")
-    similarity = analysis_dir(recipe, "similarity")
-    selection = analysis_dir(recipe, "select")
+    def done(what, module):
+        folder = analysis_dir(recipe, what)
+        return folder if (folder / module.DONE).exists() else None
+
     run_report(
         cache_dir(recipe), recipe.out / "report.html",
         runs=[run_dir(recipe, r.name) for r in recipe.runs],
-        probe=probe if (probe / "probe.json").exists() else None,
-        similarity=similarity if (similarity / "similarity.npz").exists() else None,
-        selection=selection if (selection / "selection.json").exists() else None,
-        log=log,
+        probe=done("probe", probe), similarity=done("similarity", similarity),
+        selection=done("select", selection), log=log,
     )  # fmt: skip
     return ""
 

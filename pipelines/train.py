@@ -18,11 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from featcache.atomic import write_json
+from featcache.atomic import write_atomic, write_json
 from featcache.errors import ConfigError
 from featcache.train.config import TrainConfig
 
 Log = Callable[[str], None]
+DONE = "summary.json"  # written last: marks a run folder finished
 
 
 def layer_selection(interface: str, readers: list) -> list[list[int] | None]:
@@ -130,7 +131,7 @@ def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
                 f"{out} holds a run with a different config ({', '.join(changed)} differ); "
                 "use another --out, or --overwrite to start over"
             )
-        return (out / "summary.json").exists()
+        return (out / DONE).exists()
     return False
 
 
@@ -150,7 +151,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
     main_log = log if dist.is_main else (lambda line: None)
     try:
         if check_run_folder(out, config, overwrite and dist.is_main):
-            summary = json.loads((out / "summary.json").read_text())
+            summary = json.loads((out / DONE).read_text())
             main_log(f"{out} is already complete")
             main_log(results_line(summary))
             return summary
@@ -158,8 +159,10 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         started = time.perf_counter()
         parts = prepare(config, main_log)  # user errors surface before the run folder exists
         out.mkdir(parents=True, exist_ok=True)
-        if dist.is_main:
-            write_json(out / "config.json", config.to_dict(), indent=2)
+        saved = out / "config.json"
+        text = json.dumps(config.to_dict(), indent=2) + "\n"
+        if dist.is_main and not (saved.exists() and saved.read_text() == text):
+            write_atomic(saved, text)  # a resumed run leaves an equal config.json alone
         extra = {"shapes": parts["shapes"], "upstreams": [r.name for r in parts["readers"]]}
         trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], out, dist,
                           main_log, extra)  # fmt: skip
@@ -171,7 +174,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         summary = make_summary(config, parts, metrics, best, state, trainer, dist.world_size)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         if dist.is_main:
-            write_json(out / "summary.json", summary, indent=2)
+            write_json(out / DONE, summary, indent=2)  # last: marks the run finished
         main_log(results_line(summary))
         return summary
     finally:

@@ -6,12 +6,22 @@ Readers come from :meth:`featcache.store.Cache.readers` (store name -> reader).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from featcache.errors import ConfigError
 
-__all__ = ["load_manifest", "pooled_features", "resolve_task", "select_utterances"]
+__all__ = ["load_manifest", "out_folder", "pooled_features", "resolve_task", "select_utterances"]
+
+
+def out_folder(out) -> Path | None:
+    """The output folder ``out``, created; None stays None (compute without writing)."""
+    if out is None:
+        return None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def load_manifest(readers: dict, manifest=None):

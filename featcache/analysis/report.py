@@ -2,7 +2,7 @@
 
 :func:`build_report` turns already computed pieces into HTML; :func:`read_run` reads a training run
 folder (``summary.json``, ``config.json``, ``metrics.jsonl``, ``best.pt``). The orchestration that
-finds or computes the pieces is ``featcache.pipelines.analyse.run_report``.
+finds or computes the pieces is ``featcache.pipelines.report.run_report``.
 """
 
 from __future__ import annotations
