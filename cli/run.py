@@ -60,7 +60,7 @@ def run(recipe: str, out, source, upstreams, dry_run: bool) -> None:
 
 
 def _finish(result) -> None:
-    from featcache.pipelines.run import format_results
+    from featcache.analysis.text import format_results
 
     click.echo("")
     click.echo(format_results(result.runs))

@@ -145,9 +145,11 @@ def _extract_one(config, cache, manifest, name, client) -> StoreSummary:
             )
             for k in todo
         ]  # fmt: skip
-        run = _run_local if client is None else _run_dask
         bar = _Progress(jobs, config.progress, name)
-        run(upstream, jobs, client, bar)
+        if client is None:
+            _run_local(upstream, jobs, bar)
+        else:
+            _run_dask(client, jobs, bar)
         summary.audio_seconds, summary.forward_seconds = bar.seconds, bar.forward_seconds
         summary.parts_computed = len(todo)
         done = builder.finalize()
@@ -159,7 +161,7 @@ def _extract_one(config, cache, manifest, name, client) -> StoreSummary:
     return summary
 
 
-def _run_local(upstream, jobs, client, bar) -> None:
+def _run_local(upstream, jobs, bar) -> None:
     import torch
 
     pending = None
@@ -180,7 +182,7 @@ def _run_local(upstream, jobs, client, bar) -> None:
         bar.close()
 
 
-def _run_dask(upstream, jobs, client, bar) -> None:
+def _run_dask(client, jobs, bar) -> None:
     from distributed import as_completed
 
     run_id = uuid.uuid4().hex[:8]  # keys stay unique when several runs share a scheduler

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from featcache.atomic import write_atomic
+from featcache.atomic import read_json, write_atomic
 from featcache.errors import ConfigError
 from featcache.pipelines.probe import DONE as PROBE_DONE
 from featcache.pipelines.probe import run_probe
@@ -51,7 +50,7 @@ def run_report(
         names = set(Cache.open(cache).readers(upstreams))
         stores = [s for s in stores if s["name"] in names]
     if probe is not None:
-        probe_result = json.loads(_need(Path(probe) / PROBE_DONE, "featcache probe").read_text())
+        probe_result = read_json(_need(Path(probe) / PROBE_DONE, "featcache probe"))
     elif label is not None:
         log(f"probing {label!r} (pass --probe DIR to reuse `featcache probe` output)")
         probe_result = run_probe(cache, label, upstreams=upstreams, manifest=manifest)
@@ -66,7 +65,7 @@ def run_report(
     select_result = None
     if selection is not None:
         file = _need(Path(selection) / SELECTION_DONE, "featcache select")
-        select_result = json.loads(file.read_text())
+        select_result = read_json(file)
     run_info = [read_run(_need(Path(r), "featcache train")) for r in runs]
     page = build_report(cache=str(cache), stores=stores, probe=probe_result,
                         similarity=sim_result, runs=run_info,

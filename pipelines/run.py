@@ -23,14 +23,14 @@ between every pair of outputs and checks that the rerun completes with the same 
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featcache.atomic import write_atomic, write_json
+from featcache.analysis.text import format_results, results_rows
+from featcache.atomic import read_json, write_atomic, write_json
 from featcache.errors import ConfigError, FeatcacheError
 from featcache.pipelines.recipe import Recipe
 from featcache.pipelines.train import DONE as TRAIN_DONE
@@ -218,7 +218,7 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
     for run in recipe.runs:
         stage("train", str(run_dir(recipe, run.name)), lambda r=run: _train(recipe, r, log))
         summary = run_dir(recipe, run.name) / TRAIN_DONE
-        result.runs.append({"name": run.name, **json.loads(summary.read_text())})
+        result.runs.append({"name": run.name, **read_json(summary)})
     a = recipe.analyse
     keys = {s.stage for s in statuses.values()}
     if "probe" in keys:
@@ -230,7 +230,7 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
     if "select" in keys:
         stage("select", str(analysis_dir(recipe, "select")), lambda: _select(recipe, log))
     if a.report:
-        stage("report", str(recipe.out / "report.html"), lambda: _report(recipe, result, log))
+        stage("report", str(recipe.out / "report.html"), lambda: _report(recipe, log))
         result.report = recipe.out / "report.html"
     write_results(recipe, result)
     log(f"recipe {recipe.name} finished in {time.perf_counter() - started:.1f} s")
@@ -316,7 +316,7 @@ def _select(recipe: Recipe, log: Log) -> str:
     return ""
 
 
-def _report(recipe: Recipe, result: RecipeResult, log: Log) -> str:
+def _report(recipe: Recipe, log: Log) -> str:
     from featcache.pipelines import probe, selection, similarity
     from featcache.pipelines.report import run_report
 
@@ -334,59 +334,6 @@ def _report(recipe: Recipe, result: RecipeResult, log: Log) -> str:
 
 
 # --- results -----------------------------------------------------------------------------------
-def results_rows(runs: list[dict]) -> list[dict]:
-    """One row per training run: upstreams, interface, dev/test metrics, parameter counts."""
-    rows = []
-    for s in runs:
-        metrics = s.get("metrics", {})
-        rows.append(
-            {
-                "run": s["name"],
-                "upstreams": "+".join(s.get("upstreams", [])),
-                "interface": s.get("interface", ""),
-                "label": s.get("label", ""),
-                "dev": metrics.get("dev", {}),
-                "test": metrics.get("test", {}),
-                "params": s.get("params", {}),
-            }
-        )
-    return rows
-
-
-def format_results(runs: list[dict]) -> str:
-    """A plain-text table of the runs' dev and test metrics."""
-    rows = results_rows(runs)
-    if not rows:
-        return "(no training runs)"
-    metric_names = [
-        m
-        for m in ("accuracy", "macro_f1", "wer", "cer")
-        if any(m in r["test"] or m in r["dev"] for r in rows)
-    ]
-    header = (
-        ["run", "upstreams", "interface"]
-        + [f"dev {m}" for m in metric_names]
-        + [f"test {m}" for m in metric_names]
-        + ["interface params"]
-    )
-    table = [header]
-    for r in rows:
-        table.append(
-            [r["run"], r["upstreams"], r["interface"]]
-            + [_fmt(r["dev"].get(m)) for m in metric_names]
-            + [_fmt(r["test"].get(m)) for m in metric_names]
-            + [f"{r['params'].get('interface', '')}"]
-        )
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _fmt(v) -> str:
-    return "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
 def write_results(recipe: Recipe, result: RecipeResult) -> None:
     write_atomic(recipe.out / "results.txt", format_results(result.runs) + "\n")
     write_json(recipe.out / "results.json", results_rows(result.runs), indent=2)

@@ -19,7 +19,7 @@ import numpy as np
 
 from featcache.analysis.inputs import load_manifest, out_folder, pooled_features, select_utterances
 from featcache.analysis.registry import LEVELS
-from featcache.atomic import write_atomic
+from featcache.atomic import read_json, write_atomic
 from featcache.errors import ConfigError
 from featcache.store import Cache
 
@@ -162,7 +162,7 @@ def _write_similarity(out: Path, result: SimilarityResult) -> None:
 def load_similarity(folder) -> SimilarityResult:
     """Read a similarity output folder back into :func:`run_similarity`'s result form."""
     folder = Path(folder)
-    meta = json.loads((folder / "similarity.json").read_text())
+    meta = read_json(folder / DONE)
     with np.load(folder / "similarity.npz") as z:
         matrices = {}
         for key in z.files:

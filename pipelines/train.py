@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from featcache.atomic import write_atomic, write_json
+from featcache.analysis.text import results_line
+from featcache.atomic import read_json, write_atomic, write_json
 from featcache.errors import ConfigError
 from featcache.train.config import TrainConfig
 
@@ -44,6 +45,7 @@ def prepare(
     to a checkpoint's ``load_state_dict`` (evaluate).
     """
     from featcache.fusion import build_interface
+    from featcache.fusion.registry import check_interface
     from featcache.heads import build_task
     from featcache.manifest import Manifest
     from featcache.store import Cache
@@ -54,6 +56,10 @@ def prepare(
 
     cache = Cache.open(config.cache)
     readers = list(cache.readers(config.upstreams).values())
+    layers = layer_selection(config.interface, readers)
+    shapes = [(len(sel) if sel else r.num_layers, r.hidden_size)
+              for r, sel in zip(readers, layers, strict=True)]  # fmt: skip
+    check_interface(config.interface, shapes)  # before the data is read
     manifest = Manifest.load(config.manifest) if config.manifest else cache.manifest()
     joined = join_caches(readers, manifest, config.label, config.split_field)
     for line in joined.warnings():
@@ -63,7 +69,6 @@ def prepare(
         task.fit([joined.labels[u] for u in joined.ids["train"]])
     else:
         task.load_state(task_state)
-    layers = layer_selection(config.interface, readers)
     datasets = {
         split: CachedDataset(
             readers,
@@ -81,10 +86,6 @@ def prepare(
             f"no dev utterances ({config.split_field}=dev) with frames in every cache; "
             "early stopping and checkpoint selection need a dev split"
         )
-    shapes = [
-        (len(sel) if sel else r.num_layers, r.hidden_size)
-        for r, sel in zip(readers, layers, strict=True)
-    ]
     normalize, normalization = None, {"mode": config.normalize}
     if config.normalize == "global":
         normalize = Standardize(shapes)
@@ -122,7 +123,7 @@ def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
     if overwrite and out.exists():
         shutil.rmtree(out)
     if saved.exists():
-        previous = json.loads(saved.read_text())
+        previous = read_json(saved, "use another --out, or --overwrite to start over")
         current = config.to_dict()
         changed = sorted(k for k in current
                          if previous.get(k) != current[k] and k not in EXECUTION_ONLY)  # fmt: skip
@@ -151,7 +152,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
     main_log = log if dist.is_main else (lambda line: None)
     try:
         if check_run_folder(out, config, overwrite and dist.is_main):
-            summary = json.loads((out / DONE).read_text())
+            summary = read_json(out / DONE, "use another --out, or --overwrite to start over")
             main_log(f"{out} is already complete")
             main_log(results_line(summary))
             return summary
@@ -211,34 +212,6 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
     return summary
 
 
-def results_line(summary: dict[str, Any]) -> str:
-    """One line: the run's interface, upstreams and dev/test metrics."""
-    parts = [f"results: interface={summary['interface']}",
-             f"upstreams={'+'.join(summary['upstreams'])}",
-             f"task={summary['task']}:{summary['label']}"]  # fmt: skip
-    for split, values in summary["metrics"].items():
-        parts.append(" ".join(f"{split}_{k}={v:.4f}" for k, v in values.items()))
-    parts.append(f"params={summary['params']['interface']}+{summary['params']['head']}")
-    return " ".join(parts)
-
-
-def results_table(summaries: list[dict[str, Any]], split: str = "test") -> str:
-    """A plain-text table of several runs: interface, upstreams, task and ``split`` metrics."""
-    metric_names = sorted({k for s in summaries for k in s["metrics"].get(split, {})})
-    header = ["interface", "upstreams", "task", *[f"{split} {m}" for m in metric_names],
-              "interface params"]  # fmt: skip
-    rows = [
-        [s["interface"], "+".join(s["upstreams"]), f"{s['task']}:{s['label']}",
-         *[f"{s['metrics'].get(split, {}).get(m, float('nan')):.4f}" for m in metric_names],
-         str(s["params"]["interface"])]
-        for s in summaries
-    ]  # fmt: skip
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *rows]]  # fmt: skip
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
-
-
 def evaluate_run(
     run: str | Path, split: str = "test", log: Log = print, device: str | None = None
 ) -> dict[str, float]:
@@ -250,7 +223,7 @@ def evaluate_run(
     if not (run / "best.pt").exists() or not (run / "config.json").exists():
         raise ConfigError(f"{run}: not a training run folder (no best.pt/config.json); "
                           "run `featcache train --out RUN` first")  # fmt: skip
-    values = json.loads((run / "config.json").read_text())
+    values = read_json(run / "config.json", "retrain the run with `featcache train`")
     values.setdefault("normalize", "none")  # runs from before input normalisation existed
     config = TrainConfig.from_dict(values)
     if device is not None:

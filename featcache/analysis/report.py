@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from featcache.atomic import read_json
+
 __all__ = ["build_report", "hconv_filter_energy", "read_run"]
 
 
@@ -69,7 +71,7 @@ def read_run(run) -> dict:
            "filter_energy": None, "problems": []}  # fmt: skip
     for key, file in (("summary", "summary.json"), ("config", "config.json")):
         try:
-            out[key] = json.loads((run / file).read_text())
+            out[key] = read_json(run / file)
         except FileNotFoundError:
             out["problems"].append(f"no {file}")
     if (run / "metrics.jsonl").exists():

@@ -1,10 +1,16 @@
-"""Plain-text tables of analysis results, as the CLI prints them."""
+"""Plain-text tables, as the CLI prints them: analyses, training runs and recipe results.
+
+The one module for text tables; every function takes the result dicts the stages write.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["format_probe", "format_select", "format_similarity", "similarity_highlights"]
+__all__ = ["format_probe", "format_results", "format_select", "format_similarity",
+           "results_line", "results_rows", "results_table", "similarity_highlights"]  # fmt: skip
 
 
 def format_probe(summary: dict) -> str:
@@ -100,3 +106,87 @@ def format_select(result: dict, top: int = 15) -> str:
                          f"{r['predicted']:.3f}, measured {r['measured']:.4f}")  # fmt: skip
         lines.append(f"Spearman rank correlation (predicted vs measured): {v['spearman']:.3f}")
     return "\n".join(lines)
+
+
+# ---- training runs and recipe results
+
+
+def results_line(summary: dict[str, Any]) -> str:
+    """One line: the run's interface, upstreams and dev/test metrics."""
+    parts = [f"results: interface={summary['interface']}",
+             f"upstreams={'+'.join(summary['upstreams'])}",
+             f"task={summary['task']}:{summary['label']}"]  # fmt: skip
+    for split, values in summary["metrics"].items():
+        parts.append(" ".join(f"{split}_{k}={v:.4f}" for k, v in values.items()))
+    parts.append(f"params={summary['params']['interface']}+{summary['params']['head']}")
+    return " ".join(parts)
+
+
+def results_table(summaries: list[dict[str, Any]], split: str = "test") -> str:
+    """A plain-text table of several runs: interface, upstreams, task and ``split`` metrics."""
+    metric_names = sorted({k for s in summaries for k in s["metrics"].get(split, {})})
+    header = ["interface", "upstreams", "task", *[f"{split} {m}" for m in metric_names],
+              "interface params"]  # fmt: skip
+    rows = [
+        [s["interface"], "+".join(s["upstreams"]), f"{s['task']}:{s['label']}",
+         *[f"{s['metrics'].get(split, {}).get(m, float('nan')):.4f}" for m in metric_names],
+         str(s["params"]["interface"])]
+        for s in summaries
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]  # fmt: skip
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def results_rows(runs: list[dict]) -> list[dict]:
+    """One row per training run: upstreams, interface, dev/test metrics, parameter counts."""
+    rows = []
+    for s in runs:
+        metrics = s.get("metrics", {})
+        rows.append(
+            {
+                "run": s["name"],
+                "upstreams": "+".join(s.get("upstreams", [])),
+                "interface": s.get("interface", ""),
+                "label": s.get("label", ""),
+                "dev": metrics.get("dev", {}),
+                "test": metrics.get("test", {}),
+                "params": s.get("params", {}),
+            }
+        )
+    return rows
+
+
+def format_results(runs: list[dict]) -> str:
+    """A plain-text table of the runs' dev and test metrics."""
+    rows = results_rows(runs)
+    if not rows:
+        return "(no training runs)"
+    metric_names = [
+        m
+        for m in ("accuracy", "macro_f1", "wer", "cer")
+        if any(m in r["test"] or m in r["dev"] for r in rows)
+    ]
+    header = (
+        ["run", "upstreams", "interface"]
+        + [f"dev {m}" for m in metric_names]
+        + [f"test {m}" for m in metric_names]
+        + ["interface params"]
+    )
+    table = [header]
+    for r in rows:
+        table.append(
+            [r["run"], r["upstreams"], r["interface"]]
+            + [_fmt(r["dev"].get(m)) for m in metric_names]
+            + [_fmt(r["test"].get(m)) for m in metric_names]
+            + [f"{r['params'].get('interface', '')}"]
+        )
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)

@@ -37,10 +37,6 @@ class InterfaceSpec:
     by_layer: bool = False  # kwargs["index"] is a model layer index, turned into a position
 
 
-def _kwargs(**fixed):
-    return lambda arg: fixed
-
-
 INTERFACES = Registry("interface", "--interface")
 INTERFACES.register(
     "last", "the last stored layer",
@@ -127,6 +123,12 @@ def selected_layers(name: str, layers: list[list[int]], where: list[str]) -> lis
         k = kwargs["index"]
         return [[kept[layer_position(k, kept, w)]] for kept, w in zip(layers, where, strict=True)]
     return None
+
+
+def check_interface(name: str, shapes: list[tuple[int, int]]) -> None:
+    """Raise the ConfigError :func:`build_interface` would, without building anything."""
+    entry, arg_kwargs = INTERFACES.parse(name)
+    _check_fits(entry.name, {**entry.value.kwargs, **(arg_kwargs or {})}, shapes)
 
 
 def build_interface(

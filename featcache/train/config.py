@@ -126,10 +126,14 @@ class TrainConfig:
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Training options from a TOML file: top-level keys, or those of a ``[train]`` table."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path}: is a folder; give a TOML file of training options")
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not a text (TOML) file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     return dict(data.get("train", data))

@@ -64,7 +64,7 @@ def load_upstream(
     from featcache.upstreams.device import resolve_autocast, resolve_device
 
     torch_device = resolve_device(device)
-    dtype = resolve_autocast(autocast, torch_device)
+    dtype = resolve_autocast(autocast)
     kind, target = resolve(name)
     common = dict(name=str(name), slug=upstream_slug(name), device=torch_device)
     if kind == "fbank":

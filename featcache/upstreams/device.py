@@ -66,15 +66,13 @@ def resolve_device(device="auto"):
     return torch.device("cuda", index)
 
 
-def resolve_autocast(autocast, device):
+def resolve_autocast(autocast):
     """Check an autocast option and return the torch dtype, or None for exact float32.
 
     Parameters
     ----------
     autocast : str or None
         None / ``"float32"`` (exact, default), ``"float16"`` or ``"bfloat16"``.
-    device : torch.device
-        Where the model runs; CPU autocast supports bfloat16 and float16 in recent torch.
     """
     import torch
 
@@ -85,7 +83,7 @@ def resolve_autocast(autocast, device):
             f"unknown autocast dtype {autocast!r}; use {', '.join(AUTOCASTS)} or leave it unset "
             f"(exact float32)"
         )
-    del device  # both device types accept both dtypes in torch>=2.2
+    # CPU and CUDA autocast both accept both dtypes (torch>=2.3, the declared minimum)
     return getattr(torch, autocast)
 
 
