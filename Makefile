@@ -41,4 +41,5 @@ clean:
 
 # every benchmark prints ratios measured side by side in one run (see README, Benchmarks)
 bench: setup
+	$(PY) -m pip install -q -e '.[test,bench]'  # lilcom, for int8_store.py's comparison
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

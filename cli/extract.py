@@ -40,7 +40,9 @@ from featcache.upstreams.device import AUTOCASTS
     type=choice(DTYPES),
     default=DTYPES.default,
     show_default=True,
-    help=described(DTYPES, "Stored frame dtype (pooled means are always float32):"),
+    help=described(
+        DTYPES, "Stored frame dtype (pooled means are always float32; readers get float32 back):"
+    ),
 )
 @click.option(
     "--compression",

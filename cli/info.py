@@ -20,8 +20,9 @@ import click
 def info(cache: Path, show_errors: int, as_json: bool) -> None:
     """Show what cache folder CACHE holds, one store per upstream.
 
-    Per store: utterances done and failed, layers, dims, frame rate, dtype, size on disk, and the
-    upstream's provenance and padding/window policy.
+    Per store: utterances done and failed, layers, dims, frame rate, dtype, size on disk, the
+    upstream's provenance and padding/window policy, and for int8 stores the bytes saved against
+    float16.
     """
     from featcache.store.info import describe_cache, format_table
 

@@ -59,13 +59,20 @@ def _read(path):
         get = lambda name: f[name][:]  # noqa: E731
     part, off, n = get("part"), get("offset"), get("num_frames")
     frames = {u: get(f"parts/{part[i]}/frames")[off[i] : off[i] + n[i]] for i, u in enumerate(ids)}
+    if attrs_dtype(path) == "int8":  # the scales too
+        frames.update({f"scale/{k}": get(f"parts/{k}/scale") for k in sorted(set(part))})
     return {"ids": ids, "frames": frames, "pooled": get("pooled/mean"), "part": part}
+
+
+def attrs_dtype(path):
+    return get_backend("zarr" if path.suffix == ".zarr" else "hdf5").read_attrs(path)["dtype"]
 
 
 def _assert_same(a, b):
     assert a["ids"] == b["ids"]
     np.testing.assert_array_equal(a["part"], b["part"])
-    for u in a["ids"]:
+    assert list(a["frames"]) == list(b["frames"])
+    for u in a["frames"]:
         np.testing.assert_array_equal(a["frames"][u], b["frames"][u])
     np.testing.assert_array_equal(a["pooled"], b["pooled"])
 
@@ -101,3 +108,22 @@ def test_existing_cluster_via_scheduler_address(corpus, one_process, tmp_path):
     assert summary.path.suffix == ".h5" and summary.parts_computed == 4
     _assert_same(_read(summary.path), one_process[FAST])
     assert len(worker_names) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["zarr", "hdf5"])
+def test_int8_workers_write_the_same_bytes_as_one_process(corpus, tmp_path, fmt):
+    """int8 scales are per chunk of each part: the same whatever process writes the part."""
+    from distributed import LocalCluster
+
+    cfg = dict(format=fmt, dtype="int8", device="cpu", threads=1, part_size=3, progress=False)
+    alone = extract(ExtractConfig(corpus, [FAST], tmp_path / "one", **cfg)).stores[0]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:  # fmt: skip
+        spread = ExtractConfig(corpus, [FAST], tmp_path / "two", scheduler=cluster.scheduler_address,
+                               **cfg)  # fmt: skip
+        summary = extract(spread).stores[0]
+    assert summary.parts_computed == 3
+    a, b = _read(alone.path), _read(summary.path)
+    assert sum(k.startswith("scale/") for k in a["frames"]) == 3
+    _assert_same(a, b)

@@ -43,7 +43,9 @@ def _read(store: Path) -> dict:
     frames = {
         str(u): g[f"parts/{part[i]}/frames"][off[i] : off[i] + n[i]] for i, u in enumerate(ids)
     }
-    return {"frames": frames, "pooled": g["pooled/mean"][:], "part": part, "offset": off}
+    scale = {k: g[f"parts/{k}/scale"][:] for k in map(str, set(part)) if f"parts/{k}/scale" in g}
+    return {"frames": frames, "pooled": g["pooled/mean"][:], "part": part, "offset": off,
+            "scale": scale}  # fmt: skip
 
 
 def _snapshot(part_dir: Path) -> dict:
@@ -56,11 +58,12 @@ def _snapshot(part_dir: Path) -> dict:
     return out
 
 
-def test_sigkill_then_resume_equals_clean_run(tmp_path):
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_sigkill_then_resume_equals_clean_run(tmp_path, dtype):
     manifest = _corpus(tmp_path, 16, seconds=20.0)  # ~50 ms per part: time to kill mid-run
     cache = tmp_path / "cache"
     cmd = [sys.executable, "-m", "featcache.cli.main", "extract", str(manifest), "-u", UPSTREAM,
-           "--cache", str(cache), "--part-size", "1", "--device", "cpu", "--no-progress"]  # fmt: skip
+           "--cache", str(cache), "--part-size", "1", "--device", "cpu", "--no-progress", "--dtype", dtype]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     parts = cache / STORE / "parts"
@@ -77,14 +80,14 @@ def test_sigkill_then_resume_equals_clean_run(tmp_path):
     before = {k: _snapshot(parts / k) for k in done}
 
     result = extract(ExtractConfig(manifest, [UPSTREAM], cache, device="cpu", part_size=1,
-                                   progress=False))  # fmt: skip
+                                   dtype=dtype, progress=False))  # fmt: skip
     summary = result.stores[0]
     assert summary.parts_reused >= len(done) and summary.parts_computed == 16 - summary.parts_reused
     assert {k: _snapshot(parts / k) for k in done} == before  # complete parts not recomputed
     assert not (cache / f"{STORE}.work").exists()
 
     clean = extract(ExtractConfig(manifest, [UPSTREAM], tmp_path / "clean", device="cpu",
-                                  part_size=1, progress=False))  # fmt: skip
+                                  part_size=1, dtype=dtype, progress=False))  # fmt: skip
     a, b = _read(cache / STORE), _read(clean.stores[0].path)
     assert list(a["frames"]) == list(b["frames"]) == [f"u{i:02d}" for i in range(16)]
     for u in a["frames"]:
@@ -92,6 +95,13 @@ def test_sigkill_then_resume_equals_clean_run(tmp_path):
     np.testing.assert_array_equal(a["pooled"], b["pooled"])
     np.testing.assert_array_equal(a["part"], b["part"])
     np.testing.assert_array_equal(a["offset"], b["offset"])
+    assert (
+        sorted(a["scale"])
+        == sorted(b["scale"])
+        == (sorted(map(str, range(16))) if dtype == "int8" else [])
+    )
+    for k in a["scale"]:
+        np.testing.assert_array_equal(a["scale"][k], b["scale"][k])
 
 
 def test_changed_manifest_never_mixes(tmp_path):

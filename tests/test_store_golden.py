@@ -2,7 +2,8 @@
 
 ``tests/data/store_digests.json`` holds the sha256 of every array of stores written from fixed
 arrays by the code of commit 2d6ca40 (before the ``Cache`` refactor); each store is written here
-again by today's code and must match array for array. Arrays come from a seeded generator, not a
+again by today's code and must match array for array. The int8 cases (frames and scales) were
+added with int8 itself (issue 12), from the code that introduced it. Arrays come from a seeded generator, not a
 model, so the digests do not depend on the CPU's float kernels.
 """
 
@@ -22,7 +23,7 @@ GOLDEN = Path(__file__).parent / "data" / "store_digests.json"
 CASES = [
     (fmt, dtype, layers)
     for fmt in ("zarr", "hdf5")
-    for dtype in ("float16", "float32")
+    for dtype in ("float16", "float32", "int8")
     for layers in (None, [1, 3])
 ]
 

@@ -36,6 +36,11 @@ FORMATS.register(
 DTYPES = Registry("frame dtype", "--dtype")
 DTYPES.register("float16", "half the bytes", "float16", default=True)
 DTYPES.register("float32", "exact; for hidden states beyond float16's range", "float32")
+DTYPES.register(
+    "int8",
+    "0.5x the bytes of float16; scale per 1024 frames, layer and channel (featcache.store.int8)",
+    "int8",
+)
 
 COMPRESSIONS = Registry("codec", "--compression")
 COMPRESSIONS.register("lz4", "Blosc lz4 level 1: fast", "lz4", default=True)

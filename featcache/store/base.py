@@ -76,8 +76,12 @@ class PartSink:
 
     shape_ld: tuple[int, int]  # (L, D) of every frame
 
-    def write(self, start: int, frames: np.ndarray) -> None:
-        """Store ``frames`` (F, L, D) in the store dtype at rows ``start:start+F``."""
+    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
+        """Store ``frames`` (F, L, D) in the store dtype at rows ``start:start+F``.
+
+        int8 stores also get ``scale`` (ceil(F / C), L, D) float32 for rows ``start // C ...``;
+        ``start`` is then a multiple of C (:data:`CHUNK_FRAMES`).
+        """
         raise NotImplementedError
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:

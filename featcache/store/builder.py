@@ -21,7 +21,7 @@ import numpy as np
 from featcache.atomic import write_atomic
 from featcache.errors import StoreError
 from featcache.store import get_backend
-from featcache.store.base import DEFAULT_COMPRESSION, FORMAT_VERSION, Index
+from featcache.store.base import CHUNK_FRAMES, DEFAULT_COMPRESSION, FORMAT_VERSION, Index
 from featcache.store.paths import remove_path, work_dir
 from featcache.store.writer import PartWriter
 
@@ -36,6 +36,7 @@ _COMPATIBLE = (
     "hidden_size",
     "layers",
     "dtype",
+    "chunk_frames",
 )
 
 
@@ -72,6 +73,7 @@ def make_attrs(
         "hidden_size": int(hidden_size),
         "layers": [int(i) for i in layers],
         "dtype": dtype,
+        "chunk_frames": CHUNK_FRAMES,  # C of int8 stores' scale rows (frames per chunk)
         "compression": compression,
         "manifest_sha256": manifest_sha256,
         "policy": dict(policy),
@@ -221,6 +223,8 @@ def incompatibility(old: dict, new: dict) -> str | None:
         if key == "upstream":
             a = {k: old.get(key, {}).get(k) for k in ("source", "config_sha256")}
             b = {k: new[key].get(k) for k in ("source", "config_sha256")}
+        elif key == "chunk_frames":  # stores from before it was recorded used 1024
+            a, b = old.get(key, 1024), new.get(key, 1024)
         else:
             a, b = old.get(key), new.get(key)
         if a != b:

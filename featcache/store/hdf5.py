@@ -107,8 +107,9 @@ class HDF5Backend(Backend):
                 with h5py.File(file, "r") as part:
                     group = parts.create_group(str(k))
                     group.attrs[PART_ATTR] = part.attrs[PART_ATTR]
-                    for name in ("frames", "pooled"):
-                        part.copy(part[name], group, name=name)
+                    for name in ("frames", "scale", "pooled"):
+                        if name in part:  # scale: int8 stores only
+                            part.copy(part[name], group, name=name)
             _write_index(dst, index, attrs.get("compression", DEFAULT_COMPRESSION))
             dst.attrs["featcache"] = json.dumps(attrs)
         commit(tmp, path)
@@ -141,6 +142,10 @@ class HDF5Handle:
     def frames(self, k: int):
         return self.file[f"parts/{k}/frames"]
 
+    def scale(self, k: int):
+        """``parts/<k>/scale`` of an int8 store."""
+        return self.file[f"parts/{k}/scale"]
+
     def pooled(self) -> np.ndarray:
         return self.file["pooled/mean"][...]
 
@@ -160,19 +165,33 @@ class _HDF5PartSink(PartSink):
         self._tmp = work_dir(path) / f"{tmp_name(k)}.h5"
         self._file = h5py.File(self._tmp, "w")
         num_layers, dim = shape_ld
-        self._frames = self._file.create_dataset(
-            "frames",
+        self._compression = compression
+        self._frames = self._dataset("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
+        # int8: one scale row per chunk of frames, all layers in one small chunk
+        self._scale = None
+        if dtype == "int8":
+            self._scale = self._dataset("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+
+    def _dataset(self, name: str, chunks: tuple, dtype: str):
+        """An empty, growable (0, L, D) dataset of the part, with the store's filters."""
+        num_layers, dim = self.shape_ld
+        return self._file.create_dataset(
+            name,
             shape=(0, num_layers, dim),
             maxshape=(None, num_layers, dim),
-            chunks=(CHUNK_FRAMES, 1, max(1, dim)),
+            chunks=chunks,
             dtype=dtype,
-            **_compression(compression),
+            **_compression(self._compression),
         )
 
-    def write(self, start: int, frames: np.ndarray) -> None:
+    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
         end = start + len(frames)
         self._frames.resize(end, axis=0)
         self._frames[start:end] = frames
+        if self._scale is not None:
+            row = start // CHUNK_FRAMES
+            self._scale.resize(row + len(scale), axis=0)
+            self._scale[row:] = scale
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
         self._file.create_dataset("pooled", data=pooled, dtype="float32")

@@ -18,7 +18,8 @@ def describe_cache(cache_dir) -> list[dict]:
     Keys: ``name``, ``path``, ``format``, ``complete``, ``utterances``, ``failed``, ``errors``
     (id -> reason), ``parts`` ("done/planned" while incomplete), ``layers``, ``num_layers``,
     ``model_num_layers``, ``hidden_size``, ``frame_rate``, ``dtype``, ``bytes``, ``upstream``
-    (provenance), ``policy``, ``created``.
+    (provenance), ``policy``, ``created``, ``frames``, and for int8 stores ``float16_bytes`` /
+    ``int8_bytes``: the frame bytes the store would hold in float16 and holds in int8 (with scales).
     """
     stores = list_stores(cache_dir)
     if not stores:
@@ -41,6 +42,7 @@ def _describe(name: str, path: Path) -> dict:
         "hidden_size": attrs["hidden_size"],
         "frame_rate": attrs["frame_rate"],
         "dtype": attrs["dtype"],
+        "chunk_frames": attrs.get("chunk_frames", 1024),
         "bytes": _disk_bytes(path) + _disk_bytes(work_dir(path)),
         "upstream": attrs["upstream"],
         "policy": attrs.get("policy", {}),
@@ -55,6 +57,9 @@ def _describe(name: str, path: Path) -> dict:
         out["utterances"] = len(index.utt_id)
         out["failed"] = len(index.error_ids)
         out["errors"] = dict(zip(index.error_ids, index.error_reasons, strict=True))
+        per_part: dict[int, int] = {}
+        for k, n in zip(index.part, index.num_frames, strict=True):
+            per_part[int(k)] = per_part.get(int(k), 0) + int(n)
     else:
         done = backend.complete_parts(path)
         plan_file = work_dir(path) / "plan.json"
@@ -63,7 +68,20 @@ def _describe(name: str, path: Path) -> dict:
         out["failed"] = sum(len(m.errors) for m in done.values())
         out["errors"] = {u: r for m in done.values() for u, r in m.errors.items()}
         out["parts"] = f"{len(done)}/{planned}"
+        per_part = {k: sum(m.num_frames) for k, m in done.items()}
+    out["frames"] = sum(per_part.values())
+    if attrs["dtype"] == "int8":
+        out.update(_int8_bytes(per_part, attrs))
     return out
+
+
+def _int8_bytes(per_part: dict[int, int], attrs: dict) -> dict:
+    """Frame bytes (uncompressed) in float16 vs int8 frames plus float32 scale rows."""
+    values = attrs["num_layers"] * attrs["hidden_size"]
+    chunk = attrs.get("chunk_frames", 1024)
+    rows = sum(-(-n // chunk) for n in per_part.values())
+    frames = sum(per_part.values())
+    return {"float16_bytes": 2 * frames * values, "int8_bytes": frames * values + 4 * rows * values}
 
 
 def format_table(rows: list[dict], show_errors: int = 5) -> str:
@@ -94,6 +112,13 @@ def format_table(rows: list[dict], show_errors: int = 5) -> str:
         lines.append(
             f"  model     {up.get('architecture')}, config sha256 {sha}, created {r['created']}"
         )
+        if "int8_bytes" in r and r["float16_bytes"]:
+            ratio = r["int8_bytes"] / r["float16_bytes"]
+            saved = _human(r["float16_bytes"] - r["int8_bytes"])
+            lines.append(
+                f"  dtype     int8, scale per {r.get('chunk_frames', 1024)} frames x layer x "
+                f"channel: frames {ratio:.2f}x of float16, {saved} saved"
+            )
         if r["policy"]:
             policy = "; ".join(f"{k}={v}" for k, v in r["policy"].items())
             wrapped = textwrap.wrap(policy, width=96, initial_indent="  policy    ",

@@ -69,6 +69,8 @@ class CacheReader:
         self.hidden_size = int(self.attrs["hidden_size"])
         self.frame_rate = float(self.attrs["frame_rate"])
         self.sample_rate = int(self.attrs["sample_rate"])
+        self.quantized = self.attrs["dtype"] == "int8"
+        self.chunk_frames = int(self.attrs.get("chunk_frames", CHUNK_FRAMES))
 
     def __repr__(self):
         return (
@@ -108,16 +110,31 @@ class CacheReader:
         dtype : numpy dtype or None
             Returned dtype; ``None`` keeps the stored one (float16 by default), which skips a
             cast that costs about half of a read (training loaders cast on the device instead).
+            int8 stores are always dequantised: ``None`` gives float32 there.
         """
         i = self.index(utt_id)
-        start = int(self._offset[i])
-        frames = self._open().frames(int(self._part[i]))
+        start, k = int(self._offset[i]), int(self._part[i])
+        frames = self._open().frames(k)
         rows = slice(start, start + int(self.num_frames[i]))
-        if layers is None:
+        cols = None if layers is None else [self._layer_pos(layer) for layer in layers]
+        if self.quantized:
+            picked = self._dequantized(k, rows, cols)  # (T, L', D) float32
+        elif cols is None:
             return np.asarray(frames[rows], dtype=dtype)  # (T, L, D)
-        cols = [self._layer_pos(layer) for layer in layers]
-        picked = np.stack([frames[rows, c] for c in cols], axis=1)  # (T, L', D)
+        else:
+            picked = np.stack([frames[rows, c] for c in cols], axis=1)  # (T, L', D)
         return picked if dtype is None else picked.astype(dtype, copy=False)
+
+    def _dequantized(self, k: int, rows: slice, cols: list[int] | None) -> np.ndarray:
+        """Float32 frames ``rows`` (all layers, or layer positions ``cols``) of int8 part k."""
+        from featcache.store.int8 import read_dequantized
+
+        handle = self._open()
+        frames, scale, chunk = handle.frames(k), handle.scale(k), self.chunk_frames
+        if cols is None:
+            return read_dequantized(frames, scale, rows, chunk)  # (T, L, D)
+        picked = [read_dequantized(frames, scale, rows, chunk, (c,)) for c in cols]
+        return np.stack(picked, axis=1)  # (T, L', D)
 
     def layer(self, layer: int):
         """One layer of every utterance, concatenated in ``utterances`` order: dask (sum T, D)."""
@@ -126,9 +143,7 @@ class CacheReader:
         pos = self._layer_pos(layer)
         pieces = []
         for k, start, stop in self._runs():
-            lazy = _LazyFrames(
-                self.path, self.format, k, self._frames_shape(k), self.attrs["dtype"]
-            )
+            lazy = _LazyFrames(self.path, self.format, k, self._frames_shape(k), self.attrs)
             arr = da.from_array(
                 lazy, chunks=(DASK_ROWS, 1, self.hidden_size), meta=np.empty((0, 0, 0), lazy.dtype)
             )
@@ -176,10 +191,16 @@ class CacheReader:
 
 
 class _LazyFrames:
-    """A picklable array-like over ``parts/<k>/frames`` that opens the store on first read."""
+    """A picklable array-like over ``parts/<k>/frames`` that opens the store on first read.
 
-    def __init__(self, path: Path, format: str, k: int, shape: tuple, dtype: str):
+    Over an int8 part it reads float32 values (dequantised with ``parts/<k>/scale``).
+    """
+
+    def __init__(self, path: Path, format: str, k: int, shape: tuple, attrs: dict):
         self.path, self.format, self.k = path, format, k
+        self.quantized = attrs["dtype"] == "int8"
+        self.chunk = int(attrs.get("chunk_frames", CHUNK_FRAMES))
+        dtype = np.float32 if self.quantized else attrs["dtype"]
         self.shape, self.dtype, self.ndim = shape, np.dtype(dtype), len(shape)
         self._handle = None
 
@@ -189,4 +210,10 @@ class _LazyFrames:
     def __getitem__(self, key):
         if self._handle is None:
             self._handle = get_backend(self.format).open_read(self.path)
-        return self._handle.frames(self.k)[key]
+        if not self.quantized:
+            return self._handle.frames(self.k)[key]
+        from featcache.store.int8 import read_dequantized
+
+        key = key if isinstance(key, tuple) else (key,)
+        frames, scale = self._handle.frames(self.k), self._handle.scale(self.k)
+        return read_dequantized(frames, scale, key[0], self.chunk, key[1:] or None)

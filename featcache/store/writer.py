@@ -1,8 +1,9 @@
 """The write step of one part: utterances' hidden states in, whole chunks out to a backend.
 
 :class:`PartWriter` keeps the chosen layers, pools each utterance, transposes ``(L, T, D)`` to
-``(T, L, D)``, casts to the store dtype and hands the backend's :class:`~featcache.store.base.
-PartSink` blocks of whole chunks, so no chunk is ever rewritten.
+``(T, L, D)``, casts to the store dtype (int8: quantised per chunk, :mod:`featcache.store.int8`)
+and hands the backend's :class:`~featcache.store.base.PartSink` blocks of whole chunks, so no
+chunk is ever rewritten.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class PartWriter:
         self._layers = np.asarray(layers)
         self._all_layers = list(layers) == list(range(len(layers)))
         self._dtype = np.dtype(dtype)
+        self._int8 = self._dtype == np.int8  # buffered as float32, quantised per whole chunk
         self._executor = executor
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
@@ -53,7 +55,7 @@ class PartWriter:
     def _add(self, utt_id: str, hidden: np.ndarray) -> None:
         if not (self._all_layers and len(hidden) == len(self._layers)):
             hidden = hidden[self._layers]  # (L, T, D) kept layers only
-        frames = _to_frames(hidden, self._dtype)  # (T, L, D)
+        frames = _to_frames(hidden, np.float32 if self._int8 else self._dtype)  # (T, L, D)
         if _has_inf(frames) if self._dtype == np.float16 else not np.isfinite(frames).all():
             self._meta.errors[utt_id] = _non_finite_reason(hidden)
             return
@@ -70,7 +72,12 @@ class PartWriter:
             return
         block = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         n = len(block) if final else len(block) // CHUNK_FRAMES * CHUNK_FRAMES
-        self._sink.write(self._written, block[:n])
+        if self._int8:
+            from featcache.store.int8 import quantize
+
+            self._sink.write(self._written, *quantize(block[:n], CHUNK_FRAMES))
+        else:
+            self._sink.write(self._written, block[:n])
         self._written += n
         rest = block[n:]
         self._buffer = [rest] if len(rest) else []

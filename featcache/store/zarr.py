@@ -122,6 +122,7 @@ class ZarrHandle:
     def __init__(self, path: Path):
         self.group = _open(path, "r")
         self._frames: dict[int, object] = {}
+        self._scale: dict[int, object] = {}
 
     def attrs(self) -> dict:
         return dict(self.group.attrs["featcache"])
@@ -143,6 +144,12 @@ class ZarrHandle:
             self._frames[k] = self.group[f"parts/{k}/frames"]
         return self._frames[k]
 
+    def scale(self, k: int):
+        """``parts/<k>/scale`` of an int8 store."""
+        if k not in self._scale:
+            self._scale[k] = self.group[f"parts/{k}/scale"]
+        return self._scale[k]
+
     def pooled(self) -> np.ndarray:
         return self.group["pooled/mean"][...]
 
@@ -163,18 +170,30 @@ class _ZarrPartSink(PartSink):
         self._tmp.parent.mkdir(parents=True, exist_ok=True)
         self._group = zarr.create_group(store=str(self._tmp))
         num_layers, dim = shape_ld
-        self._frames = self._group.create_array(
-            "frames",
-            shape=(0, num_layers, dim),
-            chunks=(CHUNK_FRAMES, 1, max(1, dim)),
+        self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
+        # int8: one scale row per chunk of frames, all layers in one small chunk
+        self._scale = None
+        if dtype == "int8":
+            self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+
+    def _array(self, name: str, chunks: tuple, dtype: str):
+        """An empty, growable (0, L, D) array of the part, with the store's codecs."""
+        return self._group.create_array(
+            name,
+            shape=(0, *self.shape_ld),
+            chunks=chunks,
             dtype=dtype,
-            compressors=frame_compressors(compression),
+            compressors=frame_compressors(self._compression),
         )
 
-    def write(self, start: int, frames: np.ndarray) -> None:
+    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
         end = start + len(frames)
         self._frames.resize((end, *self.shape_ld))
         self._frames[start:end] = frames
+        if self._scale is not None:
+            row = start // CHUNK_FRAMES
+            self._scale.resize((row + len(scale), *self.shape_ld))
+            self._scale[row:] = scale
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
         import zarr
