@@ -22,9 +22,9 @@ import click
     multiple=True,
     help="Use these upstreams instead of the untrained tiny models and fbank.",
 )
-@click.option("--utterances", type=int, help="Corpus size (default 240).")
+@click.option("--utterances", "-n", type=int, help="Corpus size (default 240), as demo-data -n.")
 def demo(out: Path, upstreams: tuple[str, ...], utterances: int | None) -> None:
-    """Synthesize speech, extract every layer, train five fusions, probe, compare, report.
+    """Synthesize speech, extract every layer, train single and fused models, probe, compare, report.
 
     By default the upstreams are fbank and two tiny RANDOM-INITIALISED (untrained) models, so
     the demo runs offline in minutes; their accuracies show the machinery, not real models.

@@ -8,16 +8,23 @@ import click
 
 
 @click.command("evaluate")
-@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--runs", "run_options", multiple=True, type=click.Path(path_type=Path),
+              help="Training run folder(s), as report --runs; repeat or list several.")  # fmt: skip
+@click.argument("more_runs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test",
               show_default=True, help="Which split to score.")  # fmt: skip
 @click.option("--device", help="Override the runs' device (auto, cpu, cuda, cuda:N).")
-def evaluate(runs: tuple[Path, ...], split: str, device: str | None) -> None:
-    """Score each RUN's best.pt on a split of its cache; writes RUN/eval_<split>.json.
+def evaluate(run_options, more_runs, split: str, device: str | None) -> None:
+    """Score each run's best.pt on a split of its cache; writes RUN/eval_<split>.json and
+    RUN/predictions_<split>.jsonl (id, reference, hypothesis) and prints a few predictions.
 
+    Runs are given with --runs (as in report) or as arguments: `evaluate --runs runs/*`.
     With several runs, a results table follows (one row per run).
-    """
+    """  # fmt: skip
 
+    runs = [*run_options, *more_runs]
+    if not runs:
+        raise click.UsageError("pass the run folders: featcache evaluate --runs RUN [RUN ...]")
     from featcache.analysis.text import results_table
     from featcache.atomic import read_json
     from featcache.pipelines.train import evaluate_run

@@ -44,7 +44,8 @@ def report(
     cache, runs, upstreams, probe_dir, similarity_dir, select_dir, label, manifest, out, more_runs
 ) -> None:
     """Write one HTML file (images embedded) with the cache summary, probe curves, CKA heat maps,
-    learned layer weights, HConv filter energy, training curves and a results table.
+    learned layer weights, each run's layer contribution (dev-score drop with one input layer
+    zeroed), training curves and a results table.
 
     Extra arguments are more run folders: `--runs runs/*` works."""  # fmt: skip
     from featcache.pipelines.report import run_report

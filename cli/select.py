@@ -14,6 +14,7 @@ from featcache.cli.options import (
     split_option,
     upstreams_option,
 )
+from featcache.train.config import DEFAULT_INTERFACE
 
 
 @click.command("select")
@@ -47,8 +48,9 @@ from featcache.cli.options import (
 )
 @click.option(
     "--interface",
-    default=None,
-    help="--validate: fusion interface (default: the paper's HConv, see `featcache train --help`).",
+    default=DEFAULT_INTERFACE,
+    show_default=True,
+    help="--validate: fusion interface (the same default as train).",
 )
 @click.option("--epochs", default=3, show_default=True, help="--validate: epochs per run.")
 @click.option("--max-steps", default=200, show_default=True, help="--validate: steps per run.")
@@ -91,8 +93,7 @@ def select(
 
     result = run_select(
         cache, label, upstreams=upstreams, task=task, max_models=max_models, weight=weight,
-        split=split, manifest=manifest, cv=cv, seed=seed, validate=validate,
-        **({"interface": interface} if interface else {}),
+        split=split, manifest=manifest, cv=cv, seed=seed, validate=validate, interface=interface,
         train_options={"epochs": epochs, "max_steps": max_steps, "device": device},
         out=out, log=click.echo,
     )  # fmt: skip

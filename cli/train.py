@@ -53,8 +53,12 @@ DEFAULTS = TrainConfig()
                                              f"{DEFAULTS.normalize}):"))  # fmt: skip
 @click.option("--normalize-utterances", type=int,
               help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
+@click.option("--threads", type=int,
+              help="Torch threads (default: all cores; on a busy machine 1 is often faster).")  # fmt: skip
+@click.option("--no-progress", "no_progress", is_flag=True,
+              help="Do not show the step progress bar.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Delete an existing run folder first.")
-def train(config_file, overwrite, **options) -> None:
+def train(config_file, overwrite, no_progress, **options) -> None:
     """Train a fusion interface plus a task head on cached layers; write a run folder.
 
     Example: featcache train --cache CACHE -u hubert-base -u whisper-small --task classify
@@ -64,6 +68,7 @@ def train(config_file, overwrite, **options) -> None:
     from featcache.train.config import resolve_config
 
     options["upstreams"] = list(options["upstreams"])
+    options["progress"] = False if no_progress else None
     for key in ("cache", "out", "manifest"):
         if options[key] is not None:
             options[key] = str(options[key])

@@ -27,6 +27,9 @@ from typing import Any
 from featcache.errors import ManifestError
 
 RESERVED = ("id", "audio", "start", "duration", "channel", "split")
+SPLITS = ("train", "dev", "test")  # the split values the later stages use
+SPLIT_ALIASES = {"valid": "dev", "validation": "dev", "val": "dev", "development": "dev",
+                 "eval": "test", "training": "train"}  # fmt: skip
 SPLITS = ("train", "dev", "test")
 
 
@@ -205,6 +208,13 @@ def validate_manifest(path: str | os.PathLike, check_audio: bool = True) -> list
     if not path.exists():
         return [Problem(str(path), 0, None, "manifest file not found")]
     utterances, problems = _parse(path)
+    for utt in utterances:
+        if utt.split is not None and utt.split not in SPLITS:
+            hint = SPLIT_ALIASES.get(utt.split.lower())
+            fix = f"rename it {hint!r}" if hint else f"use one of {', '.join(SPLITS)}"
+            problems.append(Problem(str(path), utt.line, utt.id,
+                                    f"split {utt.split!r} is not one of {'/'.join(SPLITS)}, which "
+                                    f"train, probe and evaluate use; {fix}"))  # fmt: skip
     if check_audio:
         from featcache.audio import AudioInfoCache
 

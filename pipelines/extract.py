@@ -12,6 +12,7 @@ while everything else completes.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -90,15 +91,15 @@ def extract(config: ExtractConfig) -> ExtractResult:
         The manifest differs from the one the cache was built from (other than by added
         utterances), or an existing store was built with other options.
     """
-    from featcache.manifest import Manifest
-
-    _check_options(config)
-    manifest = Manifest.load(config.manifest)
+    manifest, layers = check_extract(config)
     cache = Cache.create(config.cache)
     cache.accept_manifest(manifest, config.overwrite, rebuilding=config.upstreams)
     client, cluster = _start_dask(config)
     try:
-        stores = [_extract_one(config, cache, manifest, name, client) for name in config.upstreams]
+        stores = [
+            _extract_one(config, cache, manifest, name, layers[name], client)
+            for name in config.upstreams
+        ]
     finally:
         if client is not None:
             client.close()
@@ -107,8 +108,54 @@ def extract(config: ExtractConfig) -> ExtractResult:
     return ExtractResult(stores)
 
 
-def _extract_one(config, cache, manifest, name, client) -> StoreSummary:
+_LAYER_SYNTAX = re.compile(r"\s*-?\d+(\s*-\s*\d+)?(\s*,\s*-?\d+(\s*-\s*\d+)?)*\s*")
+
+
+def check_extract(config: ExtractConfig):
+    """Every check of an extraction, before anything is loaded, computed or written.
+
+    Options, the manifest, the device, every ``-u`` (resolved and its config read, see
+    :func:`featcache.upstreams.precheck.inspect_upstream`), ``--layers`` against each upstream's
+    layer count, and the cache folder (:meth:`featcache.Cache.check_build`).
+
+    Returns
+    -------
+    manifest, layers : (Manifest, dict of str to list of int)
+        The manifest, and the layer indices to keep for each upstream name.
+    """
+    from featcache.manifest import Manifest
     from featcache.store import parse_layers
+    from featcache.store.cache import store_name
+    from featcache.upstreams.device import resolve_autocast, resolve_device
+    from featcache.upstreams.precheck import inspect_upstream
+    from featcache.upstreams.registry import resolve
+
+    _check_options(config)
+    if config.layers and not _LAYER_SYNTAX.fullmatch(config.layers) and config.layers != "all":
+        parse_layers(config.layers, 1)  # raises its "cannot parse" message
+    for name in config.upstreams:
+        resolve(name)  # names first: a typo fails before torch is even imported
+    by_name: dict[str, str] = {}
+    for name in config.upstreams:
+        slug = store_name(name)
+        if slug in by_name and by_name[slug] != name:
+            raise ConfigError(
+                f"-u {by_name[slug]!r} and -u {name!r} would share the store name {slug!r}; "
+                f"pass each upstream once, or copy one folder to another name"
+            )
+        by_name[slug] = name
+    manifest = Manifest.load(config.manifest)
+    resolve_device(config.device)
+    resolve_autocast(config.autocast)
+    layers = {}
+    for name in config.upstreams:
+        shape = inspect_upstream(name)
+        layers[name] = parse_layers(config.layers, shape.num_layers, f"upstream {name!r}")
+    Cache(config.cache).check_build(manifest, config.upstreams, config.format, config.overwrite)
+    return manifest, layers
+
+
+def _extract_one(config, cache, manifest, name, layers, client) -> StoreSummary:
     from featcache.store.builder import make_attrs
     from featcache.upstreams import load_upstream
 
@@ -117,7 +164,6 @@ def _extract_one(config, cache, manifest, name, client) -> StoreSummary:
     device = "cpu" if client is not None else config.device
     upstream = load_upstream(name, device=device, autocast=config.autocast)
     loaded = time.perf_counter()
-    layers = parse_layers(config.layers, upstream.num_layers, f"upstream {name!r}")
     attrs = make_attrs(
         provenance=upstream.provenance,
         sample_rate=upstream.sample_rate,

@@ -20,7 +20,9 @@ importer), the upstreams to extract, the fusion runs to train and the analyses t
     [analyse]
     label = "emotion"
 
-In a run, ``upstreams = "all"`` means every extracted upstream and ``"first"`` the first one.
+In a run, ``upstreams = "all"`` means every extracted upstream, ``"first"`` the first one, and
+``"each"`` one single-model run per extracted upstream (named ``<name>-<store name>``), so that a
+fusion is compared with every model alone, whatever ``-u`` swapped in.
 Relative paths resolve against the recipe file's folder, except ``out``, which resolves against
 the working directory. A top-level ``threads = N`` sets the torch threads of every stage (tiny
 models run as fast on one thread and do not stall when other jobs share the cores).
@@ -129,6 +131,7 @@ def load_recipe(path: str | Path, out: str | Path | None = None, source: str | P
     threads = raw.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"{where}: threads must be a positive integer, got {threads!r}")
+    runs = _expand_each(runs, extract.upstreams, where)
     recipe = Recipe(name, path, out_dir, data, extract, runs, analyse, raw.get("description", ""),
                     threads)  # fmt: skip
     for run in runs:
@@ -139,6 +142,22 @@ def load_recipe(path: str | Path, out: str | Path | None = None, source: str | P
                 f"list; add them there"
             )
     return recipe
+
+
+def _expand_each(runs: list[RunSpec], upstreams: list[str], where: str) -> list[RunSpec]:
+    """``upstreams = "each"``: one single-model run per extracted upstream."""
+    from featcache.store.cache import store_name
+
+    out = []
+    for run in runs:
+        if run.upstreams != "each":
+            out.append(run)
+            continue
+        out += [RunSpec(f"{run.name}-{store_name(u)}", [u], dict(run.options)) for u in upstreams]
+    names = [r.name for r in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: run names must be unique, got {names}")
+    return out
 
 
 def _table(raw: dict, key: str, where: str) -> dict:
@@ -214,7 +233,7 @@ def _runs(t: dict, where: str) -> list[RunSpec]:
             raise ConfigError(f"{where} run {i}: name and upstreams are required")
         _only(r, TRAIN_KEYS | {"name", "upstreams"}, f"{where} run {r['name']!r}")
         ups = r["upstreams"]
-        if isinstance(ups, str) and ups not in ("all", "first"):
+        if isinstance(ups, str) and ups not in ("all", "first", "each"):
             ups = [ups]
         options = {**defaults, **{k: v for k, v in r.items() if k not in ("name", "upstreams")}}
         try:  # names and values checked against the registries now, not after extraction

@@ -45,6 +45,11 @@ def run_report(
             _need(Path(folder) / file, command)
     for r in runs:
         _need(Path(r), "featcache train")
+        if not (Path(r) / "config.json").exists():
+            raise ConfigError(
+                f"--runs {r}: not a training run folder (no config.json); pass the --out "
+                f"folders of `featcache train`"
+            )
     stores = describe_cache(cache)
     if upstreams:
         names = set(Cache.open(cache).readers(upstreams))
@@ -66,7 +71,13 @@ def run_report(
     if selection is not None:
         file = _need(Path(selection) / SELECTION_DONE, "featcache select")
         select_result = read_json(file)
+    from featcache.pipelines.contribution import layer_contribution
+
     run_info = [read_run(_need(Path(r), "featcache train")) for r in runs]
+    for info in run_info:
+        if (Path(info["path"]) / "best.pt").exists():
+            log(f"{info['name']}: dev score with each input layer zeroed (cached in the run)")
+            info["contribution"] = layer_contribution(info["path"], "dev", log=lambda line: None)
     page = build_report(cache=str(cache), stores=stores, probe=probe_result,
                         similarity=sim_result, runs=run_info,
                         selection=select_result)  # fmt: skip

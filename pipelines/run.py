@@ -120,15 +120,10 @@ def _extract_done(recipe: Recipe, upstream: str) -> bool:
 def check(recipe: Recipe, log: Log = print) -> list[str]:
     """Dry run: check data, labels, upstream names, interfaces and tasks; return the problems."""
     from featcache.manifest import Manifest, validate_manifest
-    from featcache.upstreams.registry import resolve
 
-    problems: list[str] = []
-    for name in recipe.extract.upstreams:
-        try:
-            resolve(name)
-        except FeatcacheError as e:
-            problems.append(str(e))
-    # run options (interfaces, tasks, values) were checked against the registries on loading
+    shapes, problems = _check_upstreams(recipe)
+    for run in recipe.runs:
+        problems += _check_run(recipe, run, shapes)
 
     manifest = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,6 +155,50 @@ def check(recipe: Recipe, log: Log = print) -> list[str]:
                     log(f"data: {len(manifest)} utterances, fields {', '.join(manifest.fields())}")
         if manifest is not None:
             problems += _check_labels(recipe, manifest)
+    return problems
+
+
+def _check_upstreams(recipe: Recipe) -> tuple[dict[str, list[int]], list[str]]:
+    """Resolve every upstream and read its config (as extract does); the layers each keeps."""
+    from featcache.store import parse_layers
+    from featcache.upstreams.precheck import inspect_upstream
+
+    kept, problems = {}, []
+    for name in recipe.extract.upstreams:
+        try:
+            shape = inspect_upstream(name)
+            layers = parse_layers(recipe.extract.layers, shape.num_layers, f"upstream {name!r}")
+            kept[name] = (layers, shape.hidden_size)
+        except FeatcacheError as e:
+            problems.append(f"extract: {e}")
+    return kept, problems
+
+
+def _check_run(recipe: Recipe, run, kept) -> list[str]:
+    """A run's upstreams, task and interface, against the layers extract will keep."""
+    from featcache.fusion.registry import ALIGN_DIMS, check_fits, selected_layers
+    from featcache.heads.registry import TASKS
+    from featcache.pipelines.train import check_interface
+    from featcache.train.config import DEFAULT_INTERFACE, DEFAULT_TASK
+
+    where = f"run {run.name!r}"
+    task = run.options.get("task", DEFAULT_TASK)
+    problems = [] if task in TASKS else [f"{where}: unknown task {task!r}"]
+    names = recipe.run_upstreams(run)
+    unknown = [n for n in names if n not in recipe.extract.upstreams]
+    if unknown:
+        return [*problems, f"{where}: upstream(s) {unknown} are not in [extract] upstreams"]
+    if any(n not in kept for n in names):
+        return problems  # reported under extract
+    interface = run.options.get("interface", DEFAULT_INTERFACE)
+    try:
+        stored = [kept[n][0] for n in names]
+        layers = selected_layers(interface, stored, names) or stored  # last/layer:K: one layer
+        shapes = [(len(sel), kept[n][1]) for sel, n in zip(layers, names, strict=True)]
+        check_fits(interface, shapes)
+        check_interface(interface, shapes, run.options.get("align_dim", ALIGN_DIMS.default), layers)
+    except FeatcacheError as e:
+        problems.append(f"{where}: interface {interface!r}: {e}")
     return problems
 
 
@@ -274,9 +313,11 @@ def _train(recipe: Recipe, run, log: Log) -> str:
     from featcache.train.config import TrainConfig
 
     config = TrainConfig(
-        cache=str(cache_dir(recipe)), out=str(run_dir(recipe, run.name)),
-        upstreams=recipe.run_upstreams(run), **run.options,
-    )  # fmt: skip
+        cache=str(cache_dir(recipe)),
+        out=str(run_dir(recipe, run.name)),
+        upstreams=recipe.run_upstreams(run),
+        **{"progress": False, **run.options},
+    )  # fmt: skip  (the stage logs one line per epoch; a step bar would interleave with it)
     train(config, log=lambda line: log(f"  {line}"))
     return ""
 

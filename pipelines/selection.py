@@ -27,9 +27,10 @@ from featcache.analysis.inputs import (
 from featcache.atomic import write_atomic
 from featcache.errors import ConfigError
 from featcache.store import Cache
+from featcache.train.config import DEFAULT_INTERFACE
 
 DONE = "selection.json"
-VALIDATION_INTERFACE = "hconv"  # the paper's fusion: what --validate trains by default
+MIN_RANK_POINTS = 3  # fewest validation runs whose rank correlation means something
 
 
 class SelectionResult(TypedDict, total=False):
@@ -60,7 +61,7 @@ def run_select(
     cv: int = 5,
     seed: int = 0,
     validate: int = 0,
-    interface: str = VALIDATION_INTERFACE,
+    interface: str | None = None,
     train_options: dict | None = None,
     out=None,
     log=print,
@@ -115,7 +116,8 @@ def run_select(
     out = out_folder(out)
     if validate:
         result["validation"] = validate_ranking(
-            cache, ranking, validate, label=label, task=task, interface=interface,
+            cache, ranking, validate, label=label, task=task,
+            interface=interface or DEFAULT_INTERFACE,
             manifest=manifest, seed=seed, options=train_options or {},
             runs_dir=(out or Path(".")) / "validate", log=log,
         )  # fmt: skip
@@ -165,5 +167,7 @@ def validate_ranking(
                      "measured": measured, "metric": metric, "run": config.out})  # fmt: skip
     metric = runs[0]["metric"]
     sign = 1.0 if TASKS.get(task).load().higher_is_better else -1.0
-    rho = spearman([r["predicted"] for r in runs], [sign * r["measured"] for r in runs])
+    rho = None  # two points always correlate +-1: no evidence either way
+    if len(runs) >= MIN_RANK_POINTS:
+        rho = spearman([r["predicted"] for r in runs], [sign * r["measured"] for r in runs])
     return {"metric": metric, "interface": interface, "runs": runs, "spearman": rho}

@@ -45,7 +45,7 @@ def prepare(
     to a checkpoint's ``load_state_dict`` (evaluate).
     """
     from featcache.fusion import build_interface
-    from featcache.fusion.registry import check_interface
+    from featcache.fusion.registry import check_fits
     from featcache.heads import build_task
     from featcache.manifest import Manifest
     from featcache.store import Cache
@@ -59,14 +59,19 @@ def prepare(
     layers = layer_selection(config.interface, readers)
     shapes = [(len(sel) if sel else r.num_layers, r.hidden_size)
               for r, sel in zip(readers, layers, strict=True)]  # fmt: skip
-    check_interface(config.interface, shapes)  # before the data is read
+    stored = [sel or r.layers for r, sel in zip(readers, layers, strict=True)]
+    check_fits(config.interface, shapes)  # one-line errors before the data is read
+    check_interface(config.interface, shapes, config.align_dim, stored)
     manifest = Manifest.load(config.manifest) if config.manifest else cache.manifest()
     joined = join_caches(readers, manifest, config.label, config.split_field)
     for line in joined.warnings():
         log(line)
     task = build_task(config.task, config.label)
     if task_state is None:
-        task.fit([joined.labels[u] for u in joined.ids["train"]])
+        train_labels = [joined.labels[u] for u in joined.ids["train"]]
+        for line in task.label_warnings(train_labels):
+            log(line)
+        task.fit(train_labels)
     else:
         task.load_state(task_state)
     datasets = {
@@ -98,7 +103,6 @@ def prepare(
                 zip([r.name for r in readers], normalize.describe(), strict=True)
             )
     seed_everything(config.seed)
-    stored = [sel or r.layers for r, sel in zip(readers, layers, strict=True)]
     interface = build_interface(config.interface, shapes, config.align_dim, stored)
     model = FusionModel(interface, task.build_head(interface.output_dim), normalize)
     return {
@@ -113,15 +117,42 @@ def prepare(
     }
 
 
+def check_interface(
+    name: str, shapes: list[tuple[int, int]], align_dim: str, layers: list[list[int]] | None = None
+) -> None:
+    """Build the interface on the meta device: a name that does not fit the stores' shapes
+    (``layer:20`` of a 13-layer model, ``group-ws:8`` of 3 layers) fails before any work.
+
+    ``layers``: the model layer indices each input holds (see ``build_interface``)."""
+    import torch
+
+    from featcache.fusion import build_interface
+
+    try:
+        with torch.device("meta"):
+            build_interface(name, shapes, align_dim, layers)
+    except (ValueError, RuntimeError, KeyError, IndexError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(
+            f"interface {name!r} does not fit the stores' (layers, hidden size) {shapes}: {exc}"
+        ) from exc
+
+
 # options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every")
+EXECUTION_ONLY = ("num_workers", "save_every", "threads", "progress")
 
 
 def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
-    """Prepare ``out``; True when it holds a finished run of the same config."""
+    """True when ``out`` holds a finished run of the same config (never with ``overwrite``).
+
+    Reads only: ``--overwrite`` deletes the folder later, once every input has been checked.
+    """
     saved = out / "config.json"
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; pass a folder for the run (created if absent)")
+    if overwrite:
+        return False
     if saved.exists():
         previous = read_json(saved, "use another --out, or --overwrite to start over")
         current = config.to_dict()
@@ -150,8 +181,11 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
                  ("cuda" if torch.cuda.is_available() else "cpu"))  # fmt: skip
     out = Path(config.out)
     main_log = log if dist.is_main else (lambda line: None)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
-        if check_run_folder(out, config, overwrite and dist.is_main):
+        if check_run_folder(out, config, overwrite):
             summary = read_json(out / DONE, "use another --out, or --overwrite to start over")
             main_log(f"{out} is already complete")
             main_log(results_line(summary))
@@ -159,6 +193,9 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         barrier(dist)
         started = time.perf_counter()
         parts = prepare(config, main_log)  # user errors surface before the run folder exists
+        if overwrite and dist.is_main and out.exists():
+            shutil.rmtree(out)
+        barrier(dist)
         out.mkdir(parents=True, exist_ok=True)
         saved = out / "config.json"
         text = json.dumps(config.to_dict(), indent=2) + "\n"
@@ -179,6 +216,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         main_log(results_line(summary))
         return summary
     finally:
+        torch.set_num_threads(threads)
         teardown(dist)
 
 
@@ -213,9 +251,53 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
 
 
 def evaluate_run(
-    run: str | Path, split: str = "test", log: Log = print, device: str | None = None
+    run: str | Path,
+    split: str = "test",
+    log: Log = print,
+    device: str | None = None,
+    shown: int = 3,
 ) -> dict[str, float]:
-    """Re-score the best checkpoint of ``run`` on ``split``; writes ``RUN/eval_<split>.json``."""
+    """Re-score the best checkpoint of ``run`` on ``split``.
+
+    Writes ``RUN/eval_<split>.json`` (the metrics) and ``RUN/predictions_<split>.jsonl`` (id,
+    reference and hypothesis of every utterance) and logs the first ``shown`` predictions.
+    """
+    trainer, _ = load_run_for_scoring(run, split, log, device)
+    ids, refs, preds = trainer.predict(split)
+    metrics = trainer.task.score(refs, preds)
+    write_json(Path(run) / f"eval_{split}.json", metrics, indent=2)
+    write_predictions(Path(run) / f"predictions_{split}.jsonl", ids, refs, preds, trainer.task)
+    for utt, ref, hyp in list(zip(ids, refs, preds, strict=True))[:shown]:
+        log(f"  {utt}: ref {_clip(ref)!r} hyp {_clip(hyp)!r}")
+    log(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    log(f"predictions: {Path(run) / f'predictions_{split}.jsonl'}")
+    return metrics
+
+
+def write_predictions(path: Path, ids, refs, preds, task) -> None:
+    """One JSON line per utterance: ``id``, ``ref`` and ``hyp`` (as the task scores them)."""
+    from featcache.heads.ctc import normalise_text
+
+    lines = []
+    for utt, ref, hyp in zip(ids, refs, preds, strict=True):
+        ref = normalise_text(ref) if task.name == "ctc" else ref
+        lines.append(json.dumps({"id": utt, "ref": ref, "hyp": hyp}) + "\n")
+    write_atomic(path, "".join(lines))
+
+
+def _clip(text, width: int = 70) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def load_run_for_scoring(run, split: str, log: Log = print, device: str | None = None):
+    """A run's best checkpoint, loaded with its caches, ready to score ``split``.
+
+    Returns
+    -------
+    trainer, parts : (Trainer, dict)
+        The trainer (``evaluate``/``predict``) and :func:`prepare`'s parts.
+    """
     from featcache.train import checkpoint
     from featcache.train.trainer import Trainer
 
@@ -234,7 +316,4 @@ def evaluate_run(
         raise ConfigError(f"{run}: no utterances with {config.split_field}={split} in the cache")
     parts["model"].load_state_dict(best["model"])
     trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], run, log=log)
-    metrics = trainer.evaluate(split)
-    write_json(run / f"eval_{split}.json", metrics, indent=2)
-    log(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return metrics
+    return trainer, parts

@@ -134,7 +134,11 @@ def test_select_validate_trains_fusions_and_reports_rank_correlation(cache, tmp_
     for r in v["runs"]:
         assert (tmp_path / "validate" / "+".join(r["upstreams"]) / "summary.json").exists()
         assert 0.0 <= r["measured"] <= 1.0 and r["metric"] == "accuracy"
-    assert np.isnan(v["spearman"]) or abs(v["spearman"]) == pytest.approx(1.0)  # two points
+    assert v["spearman"] is None  # two points always correlate +-1: not reported as evidence
+    from featcache.analysis.text import format_select
+
+    assert "not computed from 2 runs" in format_select(result)
+    assert "Spearman rank correlation (predicted" not in format_select(result)
 
 
 def test_user_errors_are_one_line_featcache_errors(cache, tmp_path):

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from featcache.analysis.report import hconv_filter_energy
 from featcache.cli.main import cli
 from featcache.testing.planted import write_planted_cache
 
@@ -61,13 +60,21 @@ def test_report_is_one_self_contained_file_with_every_section(report):
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
     alts = [alt for alt, _ in images]
     assert alts == ["probe curves", "CKA heat maps", "training curves", "layer weights of ws-a",
-                    "filter energy of hconv-ac"]  # fmt: skip
+                    "layer contribution of ws-a", "layer contribution of hconv-ac"]  # fmt: skip
+    assert "filter energy" not in page
     for _, data in images:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
-    for text in ("ssl-a", "asr-c", "best layer", "mean CKA", "hconv-ac", "dev: accuracy="):
+    for text in (
+        "ssl-a",
+        "asr-c",
+        "best layer",
+        "mean CKA",
+        "hconv-ac",
+        "<th>dev accuracy</th>",
+        "<th>test accuracy</th>",
+        "best step (epoch)",
+    ):
         assert text in page
-    metrics = re.findall(r"(?:dev|test): accuracy=([0-9.]+)", page)
-    assert metrics and all(re.fullmatch(r"\d\.\d{3}", m) for m in metrics), metrics
 
 
 def test_report_images_load_in_headless_chromium(report, tmp_path):
@@ -85,22 +92,9 @@ def test_report_images_load_in_headless_chromium(report, tmp_path):
     found = re.search(r'<pre id="imgcheck">(.*?)</pre>', dom)
     assert found, "the page's load handler did not run"
     images = json.loads(found.group(1).replace("&quot;", '"'))
-    assert len(images) == 5
+    assert len(images) == 6
     for alt, complete, width in images:
         assert complete and width > 0, f"image {alt!r} did not load"
-
-
-def test_hconv_filter_energy_counts_each_tap_where_it_meets_a_layer():
-    w = np.zeros((2, 3, 5))
-    w[:, :, 2] = 1.0  # only the centre tap: layer 3*o sees it
-    energy = hconv_filter_energy({"interface.hconv.convs.0.weight": w}, num_layers=13)
-    assert energy.shape == (13,)
-    assert list(np.nonzero(energy)[0]) == [0, 3, 6, 9, 12]
-    assert energy[0] == pytest.approx(6.0)
-    w[:, :, 0] = 2.0  # tap 0 meets layer 3*o - 2
-    energy = hconv_filter_energy({"x.convs.0.weight": w}, num_layers=13)
-    assert energy[1] == pytest.approx(24.0) and energy[12] == pytest.approx(6.0)
-    assert hconv_filter_energy({"head.weight": np.ones((3, 4))}) is None
 
 
 def test_score_columns_use_fixed_decimals(tmp_path):
@@ -116,3 +110,46 @@ def test_score_columns_use_fixed_decimals(tmp_path):
     cells = re.findall(r'<td class="num">([^<]*)</td>', page)
     assert "1.000" in cells and "0.000" in cells
     assert all(re.fullmatch(r"\d+|-?\d+\.\d{3}", c) for c in cells), cells
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(report, tmp_path):
+    cache = report.parent / "cache"
+    (tmp_path / "notarun").mkdir()
+    result = CliRunner().invoke(cli, ["report", "--cache", str(cache), "--out",
+                                      str(tmp_path / "r.html"), "--runs", str(tmp_path / "notarun")])  # fmt: skip
+    assert result.exit_code != 0 and "not a training run folder" in str(result.exception)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_accuracy_and_wer_runs_never_share_an_axis():
+    from featcache.analysis.plots import training_curves
+
+    acc = [{"step": s, "train_loss": 1.0 / s, "dev": {"accuracy": 0.5 + s / 100}} for s in (1, 2)]
+    wer = [{"step": s, "train_loss": 50.0 / s, "dev": {"wer": 1.0, "cer": 0.9 - s / 10}}
+           for s in (1, 2, 3)]  # fmt: skip
+    fig = training_curves({"cls": acc, "asr": wer})
+    plotted = {ax.get_ylabel(): [line.get_label() for line in ax.get_lines()] for ax in fig.axes}
+    assert plotted["dev accuracy"] == ["cls"] and plotted["dev wer"] == ["asr"]
+    losses = [labels for ax in fig.axes if ax.get_ylabel().startswith("training loss")
+              for labels in [[line.get_label() for line in ax.get_lines()]]]  # fmt: skip
+    assert sorted(map(tuple, losses)) == [("asr",), ("cls",)]  # a CTC loss beside CE is no axis
+
+
+def test_probe_band_stays_inside_the_metric_range():
+    from featcache.analysis.plots import probe_curves
+
+    rows = [{"layer": 0, "mean": 0.98, "std": 0.05}, {"layer": 1, "mean": 0.03, "std": 0.05}]
+    fig = probe_curves({"m": rows}, "accuracy")
+    (band,) = fig.axes[0].collections
+    y = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    assert y.max() == pytest.approx(1.0) and y.min() == pytest.approx(0.0)
+
+
+def test_cka_cells_carry_their_values():
+    from featcache.analysis.plots import cka_grid
+
+    m = np.array([[0.25, 0.5], [0.75, 1.0], [0.1, 0.2]])  # a: 3 layers, b: 2 layers
+    fig = cka_grid(["a", "b"], {("a", "b"): m}, {"a": [0, 1, 2], "b": [0, 1]})
+    texts = sorted(t.get_text() for ax in fig.axes for t in ax.texts)
+    # the (a, b) panel and its transpose (b, a) each write all six values
+    assert texts == sorted(2 * [f"{v:.2f}" for v in m.ravel()])

@@ -113,3 +113,8 @@ def test_info_lists_failures_and_sizes(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["fbank", "random-tiny-wavlm"]
     assert all(r["bytes"] > 0 for r in rows)
+    # --cache as in every other command; sizes in MiB, as the report prints them
+    main(["info", "--cache", str(cache), "--errors", "20"])
+    assert capsys.readouterr().out == out
+    size = fbank.split("MiB")[0].split()[-1]
+    assert f"{size} MiB" == f"{rows[0]['bytes'] / 2**20:.1f} MiB"

@@ -107,6 +107,33 @@ def test_folder_split_auto_and_collisions(tmp_path: Path):
         import_manifest("dir", root, tmp_path / "m3.jsonl", language="eng")
 
 
+def test_folder_labels_skip_the_split_folder(tmp_path: Path):
+    root = tmp_path / "data"
+    _wav(root / "train" / "alice" / "a.wav", 0.3)
+    _wav(root / "dev" / "bob" / "take1" / "b.wav", 0.3)
+    for label_from, labels in (("top", ["bob", "alice"]), ("parent", ["take1", "alice"])):
+        m = import_manifest("dir", root, tmp_path / f"{label_from}.jsonl", split="auto",
+                            label_from=label_from, label_field="speaker")  # fmt: skip
+        assert m.labels("split") == ["dev", "train"]
+        assert m.labels("speaker") == labels
+    _wav(root / "test" / "c.wav", 0.3)  # in the split folder, no speaker folder
+    with pytest.raises(ManifestError, match="no labelled folder below .* and its split folder"):
+        import_manifest("dir", root, tmp_path / "x.jsonl", split="auto", label_from="top")
+
+
+def test_validate_reports_split_values_the_stages_do_not_use(tmp_path: Path):
+    _wav(tmp_path / "a.wav", 0.3)
+    lines = [{"id": "a", "audio": "a.wav", "split": s} for s in ("train", "valid", "heldout")]
+    for i, rec in enumerate(lines):
+        rec["id"] = f"u{i}"
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    problems = validate_manifest(tmp_path / "m.jsonl")
+    assert [(p.line, p.utt_id) for p in problems] == [(2, "u1"), (3, "u2")]
+    assert "split 'valid' is not one of train/dev/test" in problems[0].message
+    assert "rename it 'dev'" in problems[0].message
+    assert "use one of train, dev, test" in problems[1].message
+
+
 def test_cli_import_prints_count_and_errors_in_one_line(tmp_path: Path, capsys):
     from featcache.cli.main import main
 

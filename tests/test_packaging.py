@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -42,3 +43,24 @@ def test_wheel_contents(tmp_path, repo_root):
     }
     for pkg in src:
         assert f"{pkg}/__init__.py" in names, f"{pkg} missing from the wheel"
+
+
+@pytest.mark.parametrize("torch", ["cpu", "gpu", "auto"])
+def test_make_setup_installs_the_chosen_torch_build(tmp_path, repo_root, torch):
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    plan = subprocess.run(
+        ["make", "-n", "setup", f"TORCH={torch}", f"VENV={tmp_path / 'venv'}"],
+        cwd=repo_root, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    has_gpu = subprocess.run("nvidia-smi -L 2>/dev/null | grep -q GPU", shell=True).returncode == 0
+    build = {"cpu": "cpu", "gpu": "gpu", "auto": "gpu" if has_gpu else "cpu"}[torch]
+    assert f"torch 2.13.0: the {build} build (TORCH={torch}" in plan
+    cpu_index = "--index-url https://download.pytorch.org/whl/cpu"
+    assert (cpu_index in plan) == (build == "cpu")  # the CUDA build comes from the public index
+    assert re.search(r"apt-get install -y -q[\s\\]*--no-install-recommends espeak-ng", plan)
+    bad = subprocess.run(["make", "-n", "setup", "TORCH=rocm"], cwd=repo_root,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode != 0 and "TORCH must be auto, cpu or gpu" in bad.stderr

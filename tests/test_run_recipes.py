@@ -16,8 +16,11 @@ import pytest
 from featcache.errors import ConfigError
 from featcache.pipelines.recipe import load_recipe, resolve_recipe
 from featcache.testing import layouts
+from featcache.testing.models import fake_hub_cache
+from featcache.upstreams.registry import REGISTRY
 
 RECIPES = Path(__file__).resolve().parents[1] / "pipelines" / "recipes"
+PAPER_UPSTREAMS = ["hubert-base", "wavlm-base-plus", "data2vec-base", "whisper-small"]
 
 
 def _cli(*args, **kw):
@@ -37,8 +40,22 @@ def _cli(*args, **kw):
 )
 def test_paper_recipes_validate_on_fake_layouts(recipe, make_layout, tmp_path):
     source = make_layout(tmp_path / "corpus")
-    done = _cli("run", str(RECIPES / f"{recipe}.toml"), "--source", str(source),
-                "--out", str(tmp_path / "out"), "--dry-run")  # fmt: skip
+    args = ["run", str(RECIPES / f"{recipe}.toml"), "--source", str(source),
+            "--out", str(tmp_path / "out"), "--dry-run"]  # fmt: skip
+    # offline, with an empty hub cache: every upstream is reported as not loadable
+    empty = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "empty-hub"))
+    done = _cli(*args, env=empty)
+    assert done.returncode == 1 and "recipe is valid" not in done.stdout
+    for name in load_recipe(RECIPES / f"{recipe}.toml").extract.upstreams:
+        hub_id = REGISTRY[name].value
+        assert f"problem: extract: upstream {hub_id!r} is not in the local model-hub cache" in (
+            done.stdout
+        )
+    # the same recipe with the paper's upstreams in the hub cache (tiny stand-ins) is valid
+    hub = fake_hub_cache(
+        tmp_path / "hub", {REGISTRY[n].value: n.split("-")[0] for n in PAPER_UPSTREAMS}
+    )
+    done = _cli(*args, env=dict(empty, HF_HUB_CACHE=str(hub)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "recipe is valid" in done.stdout
     for stage in ("data", "extract", "train"):
@@ -98,7 +115,7 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
         [sys.executable, "-m", "featcache.cli.main", "run", str(recipe), "--out", str(out)],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
-    first_run = out / "runs" / "single-ws" / "summary.json"
+    first_run = out / "runs" / "single-ws-random-tiny-hubert" / "summary.json"
     deadline = time.monotonic() + 300
     while not first_run.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -113,16 +130,24 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
     assert done.returncode == 0, done.stdout + done.stderr
     for stage in ("data", "extract", "train"):
         assert f"[{stage}]" in done.stdout
-    assert "runs/single-ws: already done, skipped" in done.stdout
+    assert "runs/single-ws-random-tiny-hubert: already done, skipped" in done.stdout
     assert "corpus/manifest.jsonl: already done, skipped" in done.stdout
     assert "[train] " + str(out / "runs" / "multi-chconv") + " ..." in done.stdout
 
     results = json.loads((out / "results.json").read_text())
-    assert [r["run"] for r in results] == [
-        "single-ws", "single-hconv", "multi-ws", "multi-hconv", "multi-chconv"
-    ]  # fmt: skip
+    singles = [f"single-{i}-{u}" for i in ("ws", "hconv")
+               for u in ("random-tiny-hubert", "random-tiny-wavlm", "fbank")]  # fmt: skip
+    assert [r["run"] for r in results] == [*singles, "multi-ws", "multi-hconv", "multi-chconv"]
     for row in results:
         assert 0.0 <= row["test"]["accuracy"] <= 1.0
+    # each fusion is compared with the best single model of its interface (by dev accuracy)
+    table = (out / "results.txt").read_text()
+    for multi in (r for r in results if r["run"].startswith("multi-")):
+        kind = "hconv" if multi["interface"] == "chconv" else multi["interface"]
+        same = [r for r in results if r["run"] in singles and r["interface"] == kind]
+        best = max(same, key=lambda r: r["dev"]["accuracy"])
+        delta = multi["test"]["accuracy"] - best["test"]["accuracy"]
+        assert f"fusion vs best single ({best['run']}): {delta:+.4f} test accuracy" in table
     for name in ("probe/probe.json", "similarity/similarity.npz", "select/selection.json"):
         assert (out / "analysis" / name).exists()
     html = (out / "report.html").read_text()
@@ -132,5 +157,21 @@ def test_demo_recipe_runs_and_an_interrupted_run_continues(tmp_path, espeak):
     again = _cli("run", str(recipe), "--out", str(out), env=env)
     assert again.returncode == 0
     assert (
-        again.stdout.count("already done, skipped") == 1 + 3 + 5 + 3
+        again.stdout.count("already done, skipped") == 1 + 3 + 9 + 3
     )  # data, extract, train, analyses
+
+
+def test_dry_run_checks_layers_and_interfaces_against_each_upstream(tmp_path):
+    recipe = tmp_path / "r.toml"
+    text = (RECIPES / "demo.toml").read_text()
+    recipe.write_text(text.replace('interface = "chconv"', 'interface = "group-ws:9"'))
+    done = _cli("run", str(recipe), "--out", str(tmp_path / "o"), "--dry-run")
+    assert done.returncode == 1
+    assert (
+        "interface 'group-ws:9'" in done.stdout
+        and "an upstream has 1; use group-ws:K with K <= 1" in done.stdout
+    )
+    recipe.write_text(text.replace("[extract]", '[extract]\nlayers = "0-5"'))
+    done = _cli("run", str(recipe), "--out", str(tmp_path / "o"), "--dry-run")
+    assert done.returncode == 1 and "--layers '0-5'" in done.stdout
+    assert not (tmp_path / "o").exists()

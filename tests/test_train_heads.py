@@ -71,3 +71,40 @@ def test_ctc_encode_decode_and_padding_invariance():
 def test_unknown_task():
     with pytest.raises(ConfigError, match="unknown task"):
         build_task("regress", "x")
+
+
+def test_ctc_wer_ties_are_broken_by_the_lower_cer():
+    from featcache.heads.ctc import CTCTask
+
+    task = CTCTask("text").fit(["the cat sat", "a dog ran"])
+    refs = ["the cat sat", "a dog ran"]
+    early = task.score(refs, ["xx", "y"])  # no word right, few characters
+    later = task.score(refs, ["th ca sa", "b do ra"])  # no word right, most characters
+    assert early["wer"] == later["wer"] == 1.0 and later["cer"] < early["cer"]
+    assert task.is_better(later, early) and not task.is_better(early, later)
+    assert not task.is_better(early, early)  # an equal score is no improvement
+    better_wer = task.score(refs, ["the cat sat", "xx"])  # fewer word errors beat any CER
+    assert better_wer["cer"] > later["cer"] and task.is_better(better_wer, later)
+
+
+def test_classify_selects_on_accuracy_alone():
+    from featcache.heads.classify import ClassifyTask
+
+    task = ClassifyTask("speaker").fit(["a", "b"])
+    assert task.is_better({"accuracy": 0.6, "macro_f1": 0.1}, {"accuracy": 0.5, "macro_f1": 0.9})
+    assert not task.is_better(
+        {"accuracy": 0.5, "macro_f1": 0.9}, {"accuracy": 0.5, "macro_f1": 0.1}
+    )
+
+
+def test_ctc_warns_when_the_label_is_not_text():
+    from featcache.heads.ctc import CTCTask
+
+    task = CTCTask("speaker")
+    speakers = ["spk-a", "spk-b", "spk-c"] * 10
+    (warning,) = task.label_warnings(speakers)
+    assert "--label speaker does not look like a transcript" in warning and "3 distinct" in warning
+    sentences = [f"the cat sat on mat {i}" for i in range(30)]
+    assert task.label_warnings(sentences) == []
+    one_word_utterances = [f"word{i}" for i in range(30)]  # isolated words: still text
+    assert task.label_warnings(one_word_utterances) == []

@@ -103,7 +103,7 @@ def test_bf16_autocast_path_and_results_table(cache, tmp_path, capsys):
         assert summary["precision"] == "bf16" and summary["device"] == "cpu"
         runs.append(str(out))
     capsys.readouterr()
-    main(["evaluate", *runs, "--split", "dev"])
+    main(["evaluate", "--runs", runs[0], runs[1], "--split", "dev"])
     table = capsys.readouterr().out.splitlines()[-4:]
     assert table[0].split()[:3] == ["interface", "upstreams", "task"]
     assert [row.split()[0] for row in table[2:]] == ["hconv", "cls"]
@@ -155,6 +155,7 @@ def test_toml_config_with_cli_override(cache, tmp_path, capsys):
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["interface"] == "concat" and config["epochs"] == 7 and config["max_steps"] == 2
     toml.write_text("epoch = 3\n")
+    capsys.readouterr()  # the first run's progress bar
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--config", str(toml), "--out", str(tmp_path / "r2")])
     assert exit_info.value.code == 1
@@ -174,3 +175,57 @@ def test_a_bad_label_fails_before_the_run_folder_is_made(cache, tmp_path):
     with pytest.raises(ConfigError, match="label field 'emotion' is not in the manifest"):
         train(_config(cache_dir, tmp_path / "r", label="emotion"), log=lambda s: None)
     assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_an_interface_that_does_not_fit_fails_before_work_and_keeps_the_old_run(cache, tmp_path):
+    cache_dir, _ = cache
+    out = tmp_path / "r"
+    first = train(_config(cache_dir, out, epochs=1, max_steps=1), log=lambda s: None)
+    lines = []
+    with pytest.raises(
+        ConfigError, match="group-ws:4: needs at least 4 layers but an upstream has 1"
+    ):
+        # fbank has one layer; --overwrite must not delete the finished run for a bad option
+        train(_config(cache_dir, out, interface="group-ws:4", epochs=1, max_steps=1),
+              log=lines.append, overwrite=True)  # fmt: skip
+    assert not any("normaliz" in line for line in lines)  # failed before any statistics
+    assert json.loads((out / "summary.json").read_text()) == first
+
+
+def test_evaluate_writes_predictions_and_prints_a_few(cache, tmp_path, capsys):
+    cache_dir, manifest = cache
+    out = tmp_path / "ctc"
+    train(_config(cache_dir, out, upstreams=["fbank"], task="ctc", label="text", interface="ws",
+                  epochs=1, max_steps=2, batch_frames=1000), log=lambda s: None)  # fmt: skip
+    capsys.readouterr()
+    main(["evaluate", str(out), "--split", "dev"])
+    printed = capsys.readouterr().out
+    rows = [json.loads(x) for x in (out / "predictions_dev.jsonl").read_text().splitlines()]
+    dev = {u.id: u.get("text") for u in manifest if u.split == "dev"}
+    assert sorted(r["id"] for r in rows) == sorted(dev)
+    assert all(r["ref"] == " ".join(dev[r["id"]].lower().split()) for r in rows)
+    from featcache.heads.metrics import cer, wer
+
+    scored = json.loads((out / "eval_dev.json").read_text())  # metrics equal the saved pairs
+    assert scored["wer"] == pytest.approx(wer([r["ref"] for r in rows], [r["hyp"] for r in rows]))
+    assert scored["cer"] == pytest.approx(cer([r["ref"] for r in rows], [r["hyp"] for r in rows]))
+    assert sum(f"  {r['id']}: ref " in printed for r in rows) == 3
+
+
+def test_train_shows_a_step_bar_with_loss_and_frame_rate(cache, tmp_path, capsys):
+    cache_dir, _ = cache
+    main(["train", "--cache", str(cache_dir), "-u", "fbank", "--out", str(tmp_path / "r"),
+          "--epochs", "1", "--max-steps", "3", "--num-workers", "0", "--threads", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "epoch 1:" in err and "loss=" in err and "frames/s" in err
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["threads"] == 1
+    assert torch.get_num_threads() == 1  # restored to the test's pinned count afterwards
+
+
+def test_an_out_that_is_a_file_fails_before_work(cache, tmp_path):
+    cache_dir, _ = cache
+    (tmp_path / "r").write_text("my notes")
+    with pytest.raises(ConfigError, match="--out .* is a file"):
+        train(_config(cache_dir, tmp_path / "r", epochs=1, max_steps=1), log=lambda s: None)
+    assert (tmp_path / "r").read_text() == "my notes"

@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "cka_grid",
-    "filter_energy",
+    "layer_contribution",
     "layer_weights",
     "png_bytes",
     "probe_curves",
@@ -23,6 +23,9 @@ __all__ = [
 ]
 
 DPI = 110
+# the range each metric can take, for clipping bands and fixing axes
+METRIC_RANGES = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "f1": (0.0, 1.0),
+                 "wer": (0.0, np.inf), "cer": (0.0, np.inf), "eer": (0.0, 1.0)}  # fmt: skip
 
 
 def _figure(width, height):
@@ -52,8 +55,10 @@ def probe_curves(
     """Probe score per layer, one line per upstream, a band of +-1 std over folds, best layer starred.
 
     ``results[upstream]`` is a list of rows with ``layer`` (model layer index), ``mean`` and ``std``.
-    ``chance`` draws a dashed line (e.g. the majority-class rate).
+    ``chance`` draws a dashed line (e.g. the majority-class rate). The band is clipped to the
+    metric's range (accuracy and F1 lie in [0, 1]; a mean of 0.98 +- 0.04 does not reach 1.02).
     """
+    limits = METRIC_RANGES.get(metric, (-np.inf, np.inf))
     fig = _figure(7.5, 4.2)
     ax = fig.add_subplot()
     if chance is not None:
@@ -63,7 +68,8 @@ def probe_curves(
         m = np.array([r["mean"] for r in rows])
         s = np.array([r["std"] for r in rows])
         (line,) = ax.plot(x, m, marker="o", markersize=3.5, label=name)
-        ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.15, linewidth=0)
+        low, high = np.clip(m - s, *limits), np.clip(m + s, *limits)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
         best = int(np.argmax(m))
         ax.plot(x[best], m[best], marker="*", markersize=13, color=line.get_color(), zorder=5)
     ax.set_xlabel("layer")
@@ -106,6 +112,7 @@ def cka_grid(
                 ax.set_axis_off()
                 continue
             image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
+            _annotate(ax, np.asarray(m, dtype=float))
             _layer_ticks(ax.set_yticks, ax.set_yticklabels, layers[a])
             _layer_ticks(ax.set_xticks, ax.set_xticklabels, layers[b])
             ax.tick_params(labelsize=7)
@@ -117,6 +124,17 @@ def cka_grid(
         fig.colorbar(image, ax=axes, shrink=0.6, label="CKA")
     fig.suptitle(title)
     return fig
+
+
+def _annotate(ax, m: np.ndarray, most_cells: int = 400) -> None:
+    """Write each cell's value in it (2 decimals) where the panel has few enough cells."""
+    if m.size > most_cells:
+        return
+    size = 7 if max(m.shape) <= 6 else 5 if max(m.shape) <= 13 else 4
+    for (r, c), v in np.ndenumerate(m):
+        if np.isfinite(v):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=size,
+                    color="black" if v > 0.6 else "white")  # fmt: skip
 
 
 def _layer_ticks(set_ticks, set_labels, layer_ids):
@@ -159,47 +177,71 @@ def layer_weights(
     return fig
 
 
-def filter_energy(energy: Sequence[float], title: str = "HConv first-layer filter energy"):
-    """Squared weight of the first HConv convolution per input layer position."""
-    e = np.asarray(energy, dtype=float)
-    fig = _figure(7.5, 3.0)
-    ax = fig.add_subplot()
-    ax.bar(np.arange(len(e)), e / e.sum(), color="tab:orange")
-    _layer_ticks(ax.set_xticks, ax.set_xticklabels, list(range(len(e))))
-    ax.set_xlabel("input layer position (after alignment)")
-    ax.set_ylabel("share of energy")
-    ax.set_title(title, fontsize=10)
+def layer_contribution(contribution: Mapping, title: str = "layer contribution"):
+    """Bars of the dev-score drop when one input layer is zeroed, one panel per upstream.
+
+    ``contribution`` is a ``featcache.pipelines.contribution.layer_contribution`` result.
+    """
+    layers = contribution["layers"]
+    n = len(layers)
+    fig = _figure(7.5, 1.0 + 2.0 * n)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    drops = [r["drop"] for rows in layers.values() for r in rows]
+    low, high = min(0.0, *drops), max(0.0, *drops)
+    pad = 0.1 * (high - low or 1.0)
+    for ax, (name, rows) in zip(axes, layers.items(), strict=True):
+        d = np.array([r["drop"] for r in rows])
+        colors = ["tab:green" if v > 0 else "tab:grey" for v in d]
+        bars = ax.bar(np.arange(len(d)), d, color=colors)
+        ax.bar_label(bars, labels=[f"{v:+.3f}" for v in d], fontsize=7, padding=2)
+        _layer_ticks(ax.set_xticks, ax.set_xticklabels, [r["layer"] for r in rows])
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylim(low - pad, high + pad)  # one scale for every panel
+        ax.set_ylabel(f"{contribution['metric']} drop")
+        ax.set_title(name, fontsize=9)
+    axes[-1].set_xlabel("layer zeroed (model layer index)")
+    fig.suptitle(title)
     return fig
 
 
 def training_curves(runs: Mapping[str, Sequence[dict]], title: str = "training curves"):
-    """Training loss and dev metric against step, one line per run.
+    """Training loss and dev metric against step, one column per dev metric, one line per run.
 
     ``runs[name]`` is the run's metrics.jsonl rows; rows with ``train_loss``/``loss`` draw the
-    left panel, rows with a ``dev`` dict (or ``dev_*`` keys) the right one.
+    top panel, rows with a ``dev`` dict (or ``dev_*`` keys) the bottom one. Runs scored by
+    different metrics (accuracy, WER) never share an axis, nor do their losses.
     """
-    fig = _figure(9.0, 3.4)
-    left, right = fig.subplots(1, 2)
-    dev_name = ""
+    groups: dict[str, list[str]] = {}
     for name, rows in runs.items():
-        loss = [(r.get("step", i), _loss(r)) for i, r in enumerate(rows) if _loss(r) is not None]
-        if loss:
-            x, y = zip(*loss, strict=True)
-            left.plot(x, y, label=name, linewidth=1.2)
-        dev = [(r.get("step", i), *_dev(r)) for i, r in enumerate(rows) if _dev(r) is not None]
-        if dev:
-            x, metric, y = zip(*dev, strict=True)
-            dev_name = metric[0]
-            right.plot(x, y, marker="o", markersize=3, label=name, linewidth=1.2)
-    left.set_xlabel("step")
-    left.set_ylabel("training loss (epoch mean)")
-    right.set_xlabel("step")
-    right.set_ylabel(f"dev {dev_name}")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        dev = [_dev(r) for r in rows if _dev(r) is not None]
+        groups.setdefault(dev[0][0] if dev else "", []).append(name)
+    fig = _figure(max(8.0, 4.6 * len(groups) + 2.6), 5.6)
+    axes = fig.subplots(2, len(groups), squeeze=False)
+    for col, (metric, names) in enumerate(groups.items()):
+        top, bottom = axes[0][col], axes[1][col]
+        for name in names:
+            rows = runs[name]
+            loss = [
+                (r.get("step", i), _loss(r)) for i, r in enumerate(rows) if _loss(r) is not None
+            ]
+            if loss:
+                top.plot(*zip(*loss, strict=True), label=name, linewidth=1.2)
+            dev = [(r.get("step", i), _dev(r)[1]) for i, r in enumerate(rows) if _dev(r)]
+            if dev:
+                bottom.plot(*zip(*dev, strict=True), marker="o", markersize=3, label=name,
+                            linewidth=1.2)  # fmt: skip
+        top.set_ylabel("training loss (epoch mean)")
+        top.set_title(f"runs scored by {metric or 'no metric'}", fontsize=9)
+        bottom.set_xlabel("step")
+        bottom.set_ylabel(f"dev {metric}")
+        low, high = METRIC_RANGES.get(metric, (-np.inf, np.inf))
+        if np.isfinite(low) and np.isfinite(high):
+            bottom.set_ylim(low - 0.03 * (high - low), high + 0.03 * (high - low))
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        if top.get_legend_handles_labels()[0]:  # one legend per column, beside the lines
+            top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title)
     return fig
 

@@ -11,49 +11,14 @@ import base64
 import datetime
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from featcache.atomic import read_json
 
-__all__ = ["build_report", "hconv_filter_energy", "read_run"]
-
-
-def hconv_filter_energy(state_dict: Mapping, num_layers: int | None = None) -> np.ndarray | None:
-    """Energy of the first HConv convolution per input layer position, or None if there is none.
-
-    The first ``Conv1d`` weight ``W`` (D_out, D_in, 5) slides over the layer axis with stride 3 and
-    padding 2, so input layer ``l`` meets tap ``k = l - 3 o + 2`` of every output position ``o``.
-    Its energy is the sum of ``||W[:, :, k]||^2`` over those taps: how much of the filter bank
-    looks at that layer. (The trained weights also absorb the layers' scales, so read it together
-    with the probe curves.) Without ``num_layers`` (the layer count HConv saw), returns the
-    energy per kernel tap instead.
-    """
-    weight = _first_conv_weight(state_dict)
-    if weight is None:
-        return None
-    w = np.asarray(weight.float().cpu().numpy() if hasattr(weight, "float") else weight)
-    taps = (w.astype(np.float64) ** 2).sum(axis=(0, 1))  # (K,) energy per kernel tap
-    kernel, stride, padding = w.shape[2], 3, 2
-    if num_layers is None:
-        return taps
-    out_len = (num_layers + 2 * padding - kernel) // stride + 1
-    energy = np.zeros(num_layers)
-    for o in range(out_len):
-        for k in range(kernel):
-            layer = o * stride + k - padding
-            if 0 <= layer < num_layers:
-                energy[layer] += taps[k]
-    return energy
-
-
-def _first_conv_weight(state_dict):
-    for key, value in state_dict.items():
-        if key.endswith("convs.0.weight") and len(getattr(value, "shape", ())) == 3:
-            return value
-    return None
+__all__ = ["build_report", "read_run"]
 
 
 def read_run(run) -> dict:
@@ -63,12 +28,12 @@ def read_run(run) -> dict:
     -------
     dict
         ``name``, ``path``, ``summary`` (summary.json or {}), ``config`` (config.json or {}),
-        ``history`` (metrics.jsonl rows), ``filter_energy`` (hconv runs with best.pt, else None),
-        ``problems`` (what was missing).
+        ``history`` (metrics.jsonl rows), ``contribution`` (None here; the report stage adds
+        ``featcache.pipelines.contribution.layer_contribution``), ``problems`` (what was missing).
     """
     run = Path(run)
     out = {"name": run.name, "path": str(run), "summary": {}, "config": {}, "history": [],
-           "filter_energy": None, "problems": []}  # fmt: skip
+           "contribution": None, "problems": []}  # fmt: skip
     for key, file in (("summary", "summary.json"), ("config", "config.json")):
         try:
             out[key] = read_json(run / file)
@@ -77,14 +42,6 @@ def read_run(run) -> dict:
     if (run / "metrics.jsonl").exists():
         lines = (run / "metrics.jsonl").read_text().splitlines()
         out["history"] = [json.loads(line) for line in lines if line.strip()]
-    interface = out["summary"].get("interface") or out["config"].get("interface", "")
-    if "hconv" in str(interface) and (run / "best.pt").exists():
-        import torch
-
-        best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-        shapes = best.get("shapes") or []  # (L_i, D_i) per upstream; aligned to the largest L
-        num_layers = max((int(shape[0]) for shape in shapes), default=None)
-        out["filter_energy"] = hconv_filter_energy(best.get("model", best), num_layers)
     return out
 
 
@@ -99,9 +56,10 @@ h1 { font-size: 1.6em; margin-bottom: 0.1em; }
 h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 2px solid #e3e6eb; padding-bottom: 4px; }
 h3 { font-size: 1.02em; margin-top: 1.4em; }
 .sub { color: #5b6475; margin-top: 0; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.88em; }
-th, td { border-bottom: 1px solid #e3e6eb; padding: 4px 10px; text-align: left; vertical-align: top; }
-th { background: #f0f2f5; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.88em; max-width: 100%; }
+th, td { border-bottom: 1px solid #e3e6eb; padding: 4px 8px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
+th { background: #f0f2f5; overflow-wrap: normal; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 img { max-width: 100%; display: block; margin: 8px 0; }
 .note { color: #5b6475; font-size: 0.9em; }
@@ -206,6 +164,8 @@ def _similarity_section(sim: dict | None) -> str:
 
 
 def _selection_section(selection: dict | None) -> str:
+    from featcache.analysis.text import spearman_line
+
     if not selection:
         return ""
     out = "<h2 id='selection'>Upstream selection</h2>"
@@ -223,29 +183,41 @@ def _selection_section(selection: dict | None) -> str:
         out += (f"<h3>Validation: short {html.escape(v['interface'])} runs</h3>"
                 + _table(["rank", "upstreams", "predicted score", f"dev {v['metric']}"], rows,
                          numeric=(0, 3), scores=(2,))
-                + f"<p>Spearman rank correlation, predicted vs measured: <b>{v['spearman']:.3f}</b></p>")  # fmt: skip
+                + f"<p>{html.escape(spearman_line(v))}</p>")  # fmt: skip
     return out
 
 
 def _runs_section(runs: Sequence[dict]) -> str:
-    from featcache.analysis.plots import filter_energy, layer_weights, training_curves
+    from featcache.analysis.plots import layer_contribution, layer_weights, training_curves
 
     out = "<h2 id='runs'>Training runs</h2>"
     if not runs:
         return out + "<p class='note'>No runs given (<code>--runs RUN ...</code>).</p>"
+    names = _metric_names(runs)
+    tasks = {f"{r['summary'].get('task', '')}:{r['summary'].get('label', '')}" for r in runs}
+    task_column = len(tasks) > 1  # one shared task goes in the caption instead
+    header = ["run", "upstreams", "interface", *(["task"] if task_column else []),
+              *[f"{split} {m}" for m in names for split in ("dev", "test")],
+              "best step (epoch)", "steps", "interface params", "notes"]  # fmt: skip
     rows = []
     for r in runs:
         s = r["summary"]
-        metrics = "; ".join(f"{split}: " + ", ".join(f"{k}={v:.3f}" for k, v in m.items())
-                            for split, m in s.get("metrics", {}).items())  # fmt: skip
-        params = s.get("params", {})
-        rows.append([r["name"], " + ".join(s.get("upstreams", [])), s.get("interface", ""),
-                     f"{s.get('task', '')}:{s.get('label', '')}", metrics,
-                     params.get("interface"), s.get("steps"),
+        metrics = s.get("metrics", {})
+        best = s.get("best") or {}
+        task = [f"{s.get('task', '')}:{s.get('label', '')}"] if task_column else []
+        rows.append([r["name"], " + ".join(s.get("upstreams", [])), s.get("interface", ""), *task,
+                     *[metrics.get(split, {}).get(m, float("nan")) for m in names
+                       for split in ("dev", "test")],
+                     f"{best.get('step', '')} ({best.get('epoch', '')})" if best else "",
+                     s.get("steps"), s.get("params", {}).get("interface"),
                      "; ".join(r["problems"])])  # fmt: skip
-    out += "<h3>Results</h3>" + _table(
-        ["run", "upstreams", "interface", "task", "metrics", "interface params", "steps", "notes"],
-        rows, numeric=(5, 6))  # fmt: skip
+    start = 3 + task_column
+    first = start + 2 * len(names)
+    shared = "" if task_column else f" Task {html.escape(next(iter(tasks)))} for every run."
+    out += ("<h3>Results</h3><p class='sub'>Scores of each run's best checkpoint (chosen on dev "
+            f"by the task's main metric; CTC ties on WER go to the lower CER).{shared}</p>")  # fmt: skip
+    out += _table(header, rows, numeric=(first, first + 1, first + 2),
+                  scores=tuple(range(start, first)))  # fmt: skip
     curves = {r["name"]: r["history"] for r in runs if r["history"]}
     if curves:
         out += "<h3>Training curves</h3>" + _img(training_curves(curves), "training curves")
@@ -256,15 +228,33 @@ def _runs_section(runs: Sequence[dict]) -> str:
             fig = layer_weights(weights, r["summary"].get("layers"),
                                 title=f"{r['name']}: softmax layer weights")  # fmt: skip
             out += _img(fig, f"layer weights of {r['name']}")
-        if r["filter_energy"] is not None:
-            out += f"<h3>HConv first-layer filter energy: {html.escape(r['name'])}</h3>"
-            out += ("<p class='sub'>Squared weights of the first convolution (kernel 5, stride 3 "
-                    "over the layer axis) summed over the taps that touch each input layer "
-                    "position, after alignment; a layer met by two output positions counts "
-                    "twice.</p>")  # fmt: skip
-            out += _img(filter_energy(r["filter_energy"], title=f"{r['name']}: HConv first-layer "
-                                      "filter energy"), f"filter energy of {r['name']}")  # fmt: skip
+        c = r.get("contribution")
+        if c:
+            worse = "lower" if c["higher_is_better"] else "higher"
+            out += f"<h3>Layer contribution: {html.escape(r['name'])}</h3>"
+            out += (f"<p class='sub'>How much the best checkpoint's {c['split']} {c['metric']} "
+                    f"({c['baseline']:.3f} intact) gets worse when one input layer is zeroed "
+                    f"after the run's input standardisation (its training mean), all else "
+                    f"kept; positive = the run uses that layer ({c['metric']} goes {worse} "
+                    f"without it).</p>")  # fmt: skip
+            fig = layer_contribution(c, title=f"{r['name']}: {c['split']} {c['metric']} drop "
+                                              "per zeroed layer")  # fmt: skip
+            out += _img(fig, f"layer contribution of {r['name']}")
     return out
+
+
+def _metric_names(runs: Sequence[dict]) -> list[str]:
+    """Every metric the runs report, each run's main metric first."""
+    names: list[str] = []
+    for r in runs:
+        s = r["summary"]
+        found = [s.get("main_metric")] + sorted(
+            {k for m in s.get("metrics", {}).values() for k in m}
+        )
+        for n in found:
+            if n and n not in names:
+                names.append(n)
+    return names
 
 
 def build_report(

@@ -104,8 +104,17 @@ def format_select(result: dict, top: int = 15) -> str:
         for r in v["runs"]:
             lines.append(f"  rank {r['rank']:>3}  {' + '.join(r['upstreams'])}: predicted "
                          f"{r['predicted']:.3f}, measured {r['measured']:.4f}")  # fmt: skip
-        lines.append(f"Spearman rank correlation (predicted vs measured): {v['spearman']:.3f}")
+        lines.append(spearman_line(v))
     return "\n".join(lines)
+
+
+def spearman_line(validation: dict) -> str:
+    """The rank correlation of a validation, or why there is none (fewer than 3 runs)."""
+    rho = validation.get("spearman")
+    if rho is None or rho != rho:
+        return (f"Spearman rank correlation: not computed from {len(validation['runs'])} runs "
+                "(two points always correlate +-1); use --validate 2 or more")  # fmt: skip
+    return f"Spearman rank correlation (predicted vs measured): {rho:.3f}"
 
 
 # ---- training runs and recipe results
@@ -172,20 +181,60 @@ def format_results(runs: list[dict]) -> str:
         ["run", "upstreams", "interface"]
         + [f"dev {m}" for m in metric_names]
         + [f"test {m}" for m in metric_names]
-        + ["interface params"]
+        + ["interface params", "what it shows"]
     )
     table = [header]
+    notes = comparisons(rows, metric_names[0])
     for r in rows:
         table.append(
             [r["run"], r["upstreams"], r["interface"]]
             + [_fmt(r["dev"].get(m)) for m in metric_names]
             + [_fmt(r["test"].get(m)) for m in metric_names]
-            + [f"{r['params'].get('interface', '')}"]
+            + [f"{r['params'].get('interface', '')}", notes.get(r["run"], "")]
         )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def comparisons(rows: list[dict], metric: str) -> dict[str, str]:
+    """What each run's score says, by the comparison that isolates one change.
+
+    A single-model run with another interface than ``ws`` is compared with ``ws`` on the same
+    upstream (the interface's effect); a multi-model run with the best single-model run of the
+    same interface by dev score (``chconv``: ``hconv``, which it is on one model; any interface
+    when there is none): what fusion adds over choosing the best model alone, the comparison the
+    paper's claim rests on. Differences are in test ``metric``; the reference is chosen on dev.
+    """
+    lower = metric in ("wer", "cer")
+    single = [r for r in rows if "+" not in r["upstreams"] and metric in r["dev"]]
+    notes = {}
+    for r in rows:
+        if metric not in r["test"]:
+            continue
+        if "+" not in r["upstreams"]:
+            ref = [s for s in single if s["upstreams"] == r["upstreams"] and s["interface"] == "ws"]
+            if r["interface"] != "ws" and ref:
+                notes[r["run"]] = _delta(r, ref[0], metric, f"{r['interface']} vs ws", lower)
+            continue
+        same = [s for s in single if s["interface"] == _single_form(r["interface"])]
+        if same or single:
+            best = (min if lower else max)(same or single, key=lambda s: s["dev"][metric])
+            notes[r["run"]] = _delta(r, best, metric, "fusion vs best single", lower)
+    return notes
+
+
+def _single_form(interface: str) -> str:
+    """The interface a fusion reduces to on one model (CHConv of one model is HConv)."""
+    return "hconv" if interface == "chconv" else interface
+
+
+def _delta(run: dict, ref: dict, metric: str, what: str, lower: bool) -> str:
+    d = run["test"][metric] - ref["test"][metric]
+    better = d < 0 if lower else d > 0
+    verdict = "better" if better and abs(d) > 1e-9 else "worse" if abs(d) > 1e-9 else "same"
+    return f"{what} ({ref['run']}): {d:+.4f} test {metric}, {verdict}"
 
 
 def _fmt(v) -> str:

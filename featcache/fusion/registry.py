@@ -125,8 +125,8 @@ def selected_layers(name: str, layers: list[list[int]], where: list[str]) -> lis
     return None
 
 
-def check_interface(name: str, shapes: list[tuple[int, int]]) -> None:
-    """Raise the ConfigError :func:`build_interface` would, without building anything."""
+def check_fits(name: str, shapes: list[tuple[int, int]]) -> None:
+    """The one-line ConfigError of an argument the shapes cannot take, without importing torch."""
     entry, arg_kwargs = INTERFACES.parse(name)
     _check_fits(entry.name, {**entry.value.kwargs, **(arg_kwargs or {})}, shapes)
 

@@ -26,6 +26,7 @@ class Task:
     name: str = ""  # set by build_task from the registry
     main_metric: str = ""  # the dev metric that selects the best checkpoint
     higher_is_better: bool = True
+    tie_breakers: tuple[str, ...] = ()  # metrics that decide ties on main_metric, in order
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -33,6 +34,10 @@ class Task:
     def fit(self, values: list[Any]) -> Task:
         """Learn the label set from the training labels; returns self."""
         raise NotImplementedError
+
+    def label_warnings(self, values: list[Any]) -> list[str]:
+        """Warnings about training labels that do not suit this task (none by default)."""
+        return []
 
     def encode(self, value: Any) -> Any:
         """One label value -> its target (picklable; runs in DataLoader workers)."""
@@ -56,11 +61,20 @@ class Task:
     def score(self, refs: list[Any], preds: list[Any]) -> dict[str, float]:
         raise NotImplementedError
 
-    def is_better(self, value: float, best: float | None) -> bool:
-        """Whether ``value`` of the main metric beats ``best``."""
+    def selection_key(self, metrics: dict[str, float]) -> tuple[float, ...]:
+        """Dev metrics -> a tuple where larger is better: the main metric, then the tie-breakers.
+
+        Every metric of one task runs the same way (all higher-is-better or all lower).
+        """
+        sign = 1.0 if self.higher_is_better else -1.0
+        names = (self.main_metric, *self.tie_breakers)
+        return tuple(sign * float(metrics[m]) for m in names if m in metrics)
+
+    def is_better(self, metrics: dict[str, float], best: dict[str, float] | None) -> bool:
+        """Whether dev ``metrics`` beat the ``best`` so far (ties broken by ``tie_breakers``)."""
         if best is None:
             return True
-        return value > best if self.higher_is_better else value < best
+        return self.selection_key(metrics) > self.selection_key(best)
 
     def state(self) -> dict[str, Any]:
         """The learned label set, JSON-serialisable."""

@@ -46,6 +46,9 @@ class CTCHead(nn.Module):
 class CTCTask(Task):
     main_metric = "wer"
     higher_is_better = False
+    # a young CTC model often outputs no whole word right (WER stuck at 1.0) while its
+    # characters improve: the lower CER wins a WER tie
+    tie_breakers = ("cer",)
 
     def __init__(self, label: str) -> None:
         super().__init__(label)
@@ -60,6 +63,23 @@ class CTCTask(Task):
                 "CTC needs a text field (usually --label text)"
             )
         return self.load_state({"vocab": chars})
+
+    def label_warnings(self, values: list[Any]) -> list[str]:
+        """Warn when the label looks categorical (few distinct values of one word each)."""
+        texts = [normalise_text(v) for v in values if v is not None]
+        if not texts:
+            return []
+        distinct = len(set(texts))
+        words = sorted(len(t.split()) for t in texts)
+        median_words = words[len(words) // 2]
+        if median_words <= 1 and distinct <= max(1, len(texts) // 2):
+            return [
+                f"warning: --label {self.label} does not look like a transcript ({distinct} "
+                f"distinct values over {len(texts)} training utterances, median {median_words} "
+                f"word); CTC will learn to spell the values; for a categorical label use "
+                f"--task classify"
+            ]
+        return []
 
     def encode(self, value: Any) -> list[int]:
         text = normalise_text(value) if value is not None else ""

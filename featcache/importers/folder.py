@@ -50,20 +50,21 @@ def read_folder(
         utt_id = relative.with_suffix("").as_posix().replace("/", "_")
         ids.add(utt_id, path, None)
         record: dict[str, Any] = {"id": utt_id, "audio": str(path)}
+        folders = relative.parts[:-1]
+        found = split_of(folders[0]) if split == "auto" and folders else None
+        if found:
+            record["split"] = found
+            folders = folders[1:]  # the split folder is not a label
+        elif split not in (None, "auto"):
+            record["split"] = split
         if label_from is not None:
-            folders = relative.parts[:-1]
             if not folders:
                 raise ManifestError(
-                    f"{path}: lies directly in {src}, so it has no folder to take a label from; "
-                    "move it into a labelled folder or drop --label-from"
+                    f"{path}: has no labelled folder below {src}"
+                    f"{' and its split folder' if found else ''}; move it into a labelled folder "
+                    "or drop --label-from"
                 )
             record[label_field] = folders[-1] if label_from == "parent" else folders[0]
-        if split == "auto":
-            found = split_of(relative.parts[0]) if len(relative.parts) > 1 else None
-            if found:
-                record["split"] = found
-        elif split is not None:
-            record["split"] = split
         records.append(record)
     return records
 

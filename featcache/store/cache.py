@@ -137,6 +137,17 @@ class Cache:
         if self.manifest_sha256() != manifest.sha256():
             manifest.write(self.manifest_file)
 
+    def check_build(self, manifest, upstreams, format: str, overwrite: bool = False) -> None:
+        """Every refusal :meth:`accept_manifest` and :meth:`builder` would give, writing nothing.
+
+        ``extract`` calls it before it loads a model or creates the folder.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--cache {self.path}: is a file; give a folder")
+        self._check_manifest_change(manifest, overwrite, {store_name(u) for u in upstreams})
+        for upstream in upstreams:
+            self._check_other_format(self.store_path(upstream, format))
+
     def _check_manifest_change(self, manifest, overwrite: bool, rebuilding: set[str]) -> None:
         from featcache.manifest import Manifest
 

@@ -153,8 +153,5 @@ def _disk_bytes(path: Path) -> int:
 
 
 def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    """Sizes in MiB, as the report and every other command print them."""
+    return f"{n / 2**20:.1f} MiB"

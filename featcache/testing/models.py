@@ -142,3 +142,31 @@ def _direct_whisper(encoder, wav):
         frames = math.ceil(len(window) / (fe.n_samples // encoder.config.max_source_positions))
         kept.append(torch.stack(hidden)[:, 0, :frames].float().numpy())  # (L, t, D)
     return np.concatenate(kept, axis=1)
+
+
+def fake_hub_cache(root, models: dict[str, str]) -> Path:
+    """A model-hub cache folder holding tiny checkpoints under real hub ids, for offline tests.
+
+    Parameters
+    ----------
+    root : path
+        The folder to use as ``HF_HUB_CACHE``.
+    models : dict
+        Hub id (``facebook/hubert-base-ls960``) -> tiny family (``hubert``, ``whisper``, ...).
+
+    Returns
+    -------
+    Path
+        ``root``, laid out as the hub library's cache (``models--org--name/refs/main`` naming a
+        ``snapshots/<commit>`` folder), so ``HF_HUB_OFFLINE=1`` resolves each id to its tiny model.
+    """
+    import hashlib
+
+    root = Path(root)
+    for repo_id, family in models.items():
+        repo = root / f"models--{repo_id.replace('/', '--')}"
+        commit = hashlib.sha1(repo_id.encode()).hexdigest()
+        save_tiny_checkpoint(repo / "snapshots" / commit, family)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+    return root

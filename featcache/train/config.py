@@ -31,6 +31,10 @@ NORMALIZATIONS.register("none", "raw cached features, as the paper")
 LOCATION_FIELDS = ("cache", "out", "upstreams", "manifest")
 
 
+DEFAULT_INTERFACE = INTERFACES.default  # train, select --validate and recipes share it
+DEFAULT_TASK = TASKS.default
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (the resolved form is the run's config.json).
@@ -42,15 +46,16 @@ class TrainConfig:
     stops after that many evaluations without a better dev score. ``normalize`` ``global``
     standardises every upstream's (layer, dimension) with mean/std estimated on at most
     ``normalize_utterances`` training utterances (see :mod:`featcache.train.normalize`);
-    ``none`` feeds raw cached features (the paper's setting).
+    ``none`` feeds raw cached features (the paper's setting). ``threads`` sets torch's thread
+    count for the run (None: torch's default, all cores); ``progress`` shows a step bar.
     """
 
     cache: str = ""
     out: str = ""
     upstreams: list[str] = field(default_factory=list)
-    task: str = TASKS.default
+    task: str = DEFAULT_TASK
     label: str = "speaker"
-    interface: str = INTERFACES.default
+    interface: str = DEFAULT_INTERFACE
     manifest: str | None = None
     split_field: str = "split"
     epochs: int = 20
@@ -70,6 +75,8 @@ class TrainConfig:
     align_dim: str = ALIGN_DIMS.default
     normalize: str = NORMALIZATIONS.default
     normalize_utterances: int = 200
+    threads: int | None = None
+    progress: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -82,6 +89,7 @@ class TrainConfig:
             (self.save_every >= 0, "--save-every must be >= 0"),
             (self.lr > 0, "--lr must be positive"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
+            (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -114,6 +114,7 @@ class Trainer:
             "loss_sum": 0.0,
             "loss_count": 0,
             "best": None,  # best dev main metric
+            "best_dev": None,  # every dev metric of the best evaluation (ties: tie_breakers)
             "best_epoch": None,
             "bad_evals": 0,
             "history": [],  # the lines of metrics.jsonl
@@ -177,6 +178,7 @@ class Trainer:
         total = len(loader) + state["batch"]
         self.ddp.train()
         micro = 0
+        bar = StepBar(epoch, total, state["batch"], enabled=cfg.progress and self.dist.is_main)
         for batch in loader:
             micro += 1
             state["batch"] += 1
@@ -192,6 +194,7 @@ class Trainer:
                 self.scaler.scale(loss / cfg.grad_accum).backward()
             state["loss_sum"] += float(loss.detach())
             state["loss_count"] += 1
+            bar.update(int(batch["mask"].sum()), state["loss_sum"] / state["loss_count"])
             if not boundary:
                 continue
             self.scaler.unscale_(self.optimizer)
@@ -205,6 +208,7 @@ class Trainer:
                 break
             if cfg.save_every and state["step"] % cfg.save_every == 0:
                 self.save_last()
+        bar.close()
         self.end_epoch(time.perf_counter() - started)
 
     def end_epoch(self, seconds: float) -> None:
@@ -216,8 +220,11 @@ class Trainer:
         line = {"epoch": state["epoch"], "step": state["step"], "train_loss": train_loss,
                 "dev": dev, "seconds": round(seconds, 3)}  # fmt: skip
         state["history"].append(line)
-        if self.task.is_better(main, state["best"]):
-            state.update(best=main, best_epoch=state["epoch"], bad_evals=0)
+        best_dev = state.get("best_dev")  # None in checkpoints from before tie-breaking
+        if best_dev is None and state["best"] is not None:
+            best_dev = {self.task.main_metric: state["best"]}
+        if self.task.is_better(dev, best_dev):
+            state.update(best=main, best_dev=dev, best_epoch=state["epoch"], bad_evals=0)
             self.save_best(dev)
         else:
             state["bad_evals"] += 1
@@ -232,20 +239,26 @@ class Trainer:
         self.log(f"epoch {state['epoch']} step {state['step']} train_loss={train_loss:.4f} "
                  f"dev {metrics} ({seconds:.1f}s)")  # fmt: skip
 
-    @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
         """Score ``split`` with the current weights (every rank scores the whole split)."""
+        _, refs, preds = self.predict(split)
+        return self.task.score(refs, preds)
+
+    @torch.no_grad()
+    def predict(self, split: str) -> tuple[list[str], list[Any], list[Any]]:
+        """Utterance ids, references and decoded predictions of ``split``, in loader order."""
         was_training = self.model.training
         self.model.eval()
-        refs, preds = [], []
+        ids, refs, preds = [], [], []
         for batch in self.loader(split, shuffle=False):
             batch = to_float32(move_batch(batch, self.device))
             with self.autocast():
                 outputs = self.model(batch["features"], batch["mask"])
             preds += self.task.decode(outputs.float(), batch)
             refs += [self.datasets[split].label_of(u) for u in batch["ids"]]
+            ids += list(batch["ids"])
         self.model.train(was_training)
-        return self.task.score(refs, preds)
+        return ids, refs, preds
 
     # --- files ----------------------------------------------------------------------------
     def write_history(self) -> None:
@@ -293,3 +306,25 @@ class Trainer:
         self.state = saved["state"]
         checkpoint.set_rng_state(saved["rng"])
         self.write_history()  # drop lines written after this checkpoint
+
+
+class StepBar:
+    """A tqdm bar over an epoch's batches showing the running loss and frames per second."""
+
+    def __init__(self, epoch: int, total: int, done: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="batch", desc=f"epoch {epoch + 1}",
+                        disable=not enabled, leave=False)  # fmt: skip
+        self.frames = 0
+        self.started = time.perf_counter()
+
+    def update(self, frames: int, loss: float) -> None:
+        self.frames += frames
+        rate = self.frames / max(time.perf_counter() - self.started, 1e-9)
+        first = self.frames == frames  # show the postfix at once; then at tqdm's own pace
+        self.bar.set_postfix_str(f"loss={loss:.4f}, {rate:,.0f} frames/s", refresh=first)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
