@@ -6,10 +6,13 @@
 Two base-size (768 x 12, 13 hidden states) random-initialised upstreams, ``random:hubert-base``
 and ``random:wavlm-base``, on an espeak-ng demo corpus (56 utterances: ~3 minutes of audio, of
 which the training split is ~2.4 minutes). ``--work DIR`` keeps (or reuses) the corpus and cache.
-The cache is built once (float16, as ``extract`` writes it); then the same multi-model ``hconv``
-+ ``classify`` training epoch runs twice over the same batches:
+The cache is built once (float16, as ``extract`` writes it); then the same multi-model
+``--interface`` (``hconv`` by default, or ``ws``) + ``classify`` training epoch runs twice over
+the same batches (the block loader's plan):
 
-- cached: featcache's loader (``CachedDataset`` + ``FrameBatchSampler`` + DataLoader workers);
+- cached: featcache's training data path as ``featcache train`` chooses it (the pooled shortcut
+  where exact, else the block loader; ``--memory auto`` holds the frames in memory first, as
+  ``--cache-in-memory auto``; ``--memory off`` streams them with ``--workers`` workers);
 - online: each batch's audio is loaded and both upstreams run forward under ``no_grad`` in the
   training loop, as s3prl's ``run_downstream.py`` does with frozen upstreams.
 
@@ -53,14 +56,14 @@ def setup_training(cache: Path, upstreams=UPSTREAMS, interface: str = "hconv", b
     import torch
 
     from featcache.pipelines.train import prepare
+    from featcache.train.blocks import WindowSampler
     from featcache.train.config import TrainConfig
-    from featcache.train.data import FrameBatchSampler
 
     config = TrainConfig(cache=str(cache), out="", upstreams=list(upstreams), interface=interface,
                          label="speaker", batch_frames=batch_frames, device="cpu")  # fmt: skip
     parts = prepare(config, print)
     train = parts["datasets"]["train"]
-    sampler = FrameBatchSampler(train.lengths, batch_frames, shuffle=True, seed=0, epoch=0)
+    sampler = WindowSampler(train, batch_frames, shuffle=True, seed=0).batches()  # epoch 0
     model = parts["model"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     return parts, train, sampler, model, optimizer
@@ -75,13 +78,20 @@ def train_step(model, optimizer, task, batch) -> float:
     return float(loss.detach())
 
 
-def cached_epoch(parts, train, sampler, model, optimizer, workers: int, stats=None) -> float:
-    """One epoch fed by the trainer's loader (``make_loader`` + ``to_float32``, as in
-    ``Trainer.train_epoch`` on CPU); ``stats`` (a dict) receives the first batch's wait."""
-    from featcache.train.data import make_loader, to_float32
+def cached_epoch(
+    parts, train, sampler, model, optimizer, workers: int, stats=None, memory: str = "off"
+) -> float:
+    """One epoch fed by the trainer's loader (``BlockLoader`` + ``to_float32``, as in
+    ``Trainer.train_epoch`` on CPU, held in memory beforehand with ``memory`` ``auto``);
+    ``stats`` (a dict) receives the first batch's wait."""
+    from featcache.train.blocks import BlockLoader
+    from featcache.train.data import to_float32
+    from featcache.train.loaders import hold_in_memory
 
     task = parts["task"]
-    loader = make_loader(train, sampler, task.collate, workers)
+    hold_in_memory({"train": train}, memory)
+    workers = 0 if train.in_memory else workers
+    loader = BlockLoader(train, 2000, task.collate, workers, shuffle=True, seed=0)
     started = time.perf_counter()
     for n, batch in enumerate(loader):
         if n == 0 and stats is not None:
@@ -129,6 +139,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--memory", choices=["auto", "off"], default="auto")
     parser.add_argument("--work", type=Path, help="keep the corpus and cache here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -151,15 +162,15 @@ def main() -> None:
         for _ in range(args.repeats):  # alternate, so both see the same machine load
             torch.manual_seed(0)
             setup = setup_training(cache, interface=args.interface)
-            cached_runs.append(round(cached_epoch(*setup, workers=args.workers), 2))
+            seconds = cached_epoch(*setup, workers=args.workers, memory=args.memory)
+            cached_runs.append(round(seconds, 3))
             torch.manual_seed(0)
             setup = setup_training(cache, interface=args.interface)
             online_runs.append(round(online_epoch(*setup, manifest, UPSTREAMS), 2))
     cached, online = min(cached_runs), min(online_runs)
-    print(
-        f"interface {args.interface}, {args.threads} torch threads, {args.workers} loader workers"
-    )
-    print(f"epoch from cache:            {cached:8.2f} s  (best of {cached_runs})")
+    print(f"interface {args.interface} (data: {setup[0]['data_path']['source']}), "
+          f"{args.threads} torch threads, memory {args.memory}, {args.workers} loader workers")  # fmt: skip
+    print(f"epoch from cache:            {cached:8.3f} s  (best of {cached_runs})")
     print(f"epoch with online upstreams: {online:8.2f} s  (best of {online_runs})")
     print(f"ratio online / cached:       {online / cached:8.1f}x  (target >= 20x)")
 

@@ -53,6 +53,15 @@ DEFAULTS = TrainConfig()
                                              f"{DEFAULTS.normalize}):"))  # fmt: skip
 @click.option("--normalize-utterances", type=int,
               help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
+@click.option("--pooled", type=click.Choice(["auto", "off"]),
+              help="auto (default): train on the stores' pooled means where that is exact "
+                   "(ws, last, layer:K with classify); off: always read frames.")  # fmt: skip
+@click.option("--loader", type=click.Choice(["blocks", "utterances"]),
+              help="blocks (default): read storage-order runs of utterances, shuffled by blocks "
+                   "and within a bounded buffer; utterances: one read per utterance.")  # fmt: skip
+@click.option("--cache-in-memory",
+              help="auto (default): hold the train/dev frames in memory when they fit half the "
+                   "available memory; off; or a budget in GB.")  # fmt: skip
 @click.option("--threads", type=int,
               help="Torch threads (default: all cores; on a busy machine 1 is often faster).")  # fmt: skip
 @click.option("--no-progress", "no_progress", is_flag=True,

@@ -53,6 +53,7 @@ def prepare(
     from featcache.train.data import CachedDataset, join_caches
     from featcache.train.model import FusionModel
     from featcache.train.normalize import Standardize, estimate
+    from featcache.train.pooled import PooledDataset
 
     cache = Cache.open(config.cache)
     readers = list(cache.readers(config.upstreams).values())
@@ -74,18 +75,20 @@ def prepare(
         task.fit(train_labels)
     else:
         task.load_state(task_state)
-    datasets = {
-        split: CachedDataset(
-            readers,
-            ids,
-            joined.frames,
-            [task.encode(joined.labels[u]) for u in ids],
-            [joined.labels[u] for u in ids],
-            layers,
-        )
-        for split, ids in joined.ids.items()
-        if ids
-    }
+    data_path = choose_data_path(config, readers, joined)
+    frame_sets = {}
+    for split, ids in joined.ids.items():
+        if ids:
+            targets = [task.encode(joined.labels[u]) for u in ids]
+            labels = [joined.labels[u] for u in ids]
+            frame_sets[split] = CachedDataset(readers, ids, joined.frames, targets, labels, layers)
+    datasets = dict(frame_sets)
+    if data_path["source"] == "pooled":
+        datasets = {
+            split: PooledDataset(readers, d.ids, joined.frames, d.targets,
+                                 [d.labels[u] for u in d.ids], layers)
+            for split, d in frame_sets.items()
+        }  # fmt: skip
     if "dev" not in datasets:
         raise ConfigError(
             f"no dev utterances ({config.split_field}=dev) with frames in every cache; "
@@ -95,7 +98,7 @@ def prepare(
     if config.normalize == "global":
         normalize = Standardize(shapes)
         if fit_normalize:
-            stats = estimate(datasets["train"], config.normalize_utterances)
+            stats = estimate(frame_sets["train"], config.normalize_utterances)
             normalize.set_stats(stats)
             normalization.update(split="train", utterances=stats["utterances"],
                                  frames=stats["frames"])  # fmt: skip
@@ -114,7 +117,22 @@ def prepare(
         "shapes": shapes,
         "layers": {r.name: sel or r.layers for r, sel in zip(readers, layers, strict=True)},
         "normalization": normalization,
+        "data_path": data_path,
     }
+
+
+def choose_data_path(config: TrainConfig, readers: list, joined) -> dict[str, Any]:
+    """``{"source": "pooled"|"frames", "reason": ...}``: pooled means where exact and allowed."""
+    from featcache.train.pooled import pooled_exact
+
+    if config.pooled == "off":
+        return {"source": "frames", "reason": "--pooled off"}
+    ids = [u for split_ids in joined.ids.values() for u in split_ids]
+    why_not = pooled_exact(config.interface, config.task, readers, ids)
+    if why_not is not None:
+        return {"source": "frames", "reason": why_not}
+    return {"source": "pooled",
+            "reason": f"{config.interface} + {config.task} are linear up to mean pooling"}  # fmt: skip
 
 
 def check_interface(
@@ -140,7 +158,7 @@ def check_interface(
 
 
 # options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every", "threads", "progress")
+EXECUTION_ONLY = ("num_workers", "save_every", "threads", "progress", "pooled", "cache_in_memory")
 
 
 def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:
@@ -173,6 +191,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
 
     from featcache.train import checkpoint
     from featcache.train.distributed import barrier, setup, teardown
+    from featcache.train.loaders import hold_in_memory
     from featcache.train.trainer import Trainer
 
     if not config.out:
@@ -193,6 +212,11 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         barrier(dist)
         started = time.perf_counter()
         parts = prepare(config, main_log)  # user errors surface before the run folder exists
+        main_log(f"training on {parts['data_path']['source']} ({parts['data_path']['reason']})")
+        parts["memory"] = hold_in_memory(parts["datasets"], config.cache_in_memory)
+        if parts["memory"]["held"]:
+            main_log(f"holding {'+'.join(parts['memory']['held'])} frames in memory "
+                     f"({parts['memory']['gb']} GB)")  # fmt: skip
         if overwrite and dist.is_main and out.exists():
             shutil.rmtree(out)
         barrier(dist)
@@ -241,6 +265,9 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
         "precision": trainer.precision,
         "world_size": world_size,
         "normalization": parts["normalization"],
+        "data_path": parts["data_path"],
+        "loader": config.loader if world_size == 1 else "utterances",
+        "memory": parts["memory"],
     }
     weights = model.interface.layer_weights()
     if weights is not None:

@@ -2,6 +2,11 @@
 
 Head: a linear projector to 256 dims per frame, mean pooling over valid frames, a linear
 classifier. Metrics: accuracy and macro-F1. Labels seen only in dev/test count as errors.
+
+The projector is affine and the masked mean is a convex combination of frames (weights summing
+to one), so ``mean_t(W x_t + b) = W mean_t(x_t) + b``: the head pools first and projects one
+vector per utterance instead of ``T`` frames (an utterance with no valid frame pools to zero
+either way). ``ClassifyHead.forward_per_frame`` is the per-frame order, kept as the reference.
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ class ClassifyHead(nn.Module):
         self.classifier = nn.Linear(projector_dim, num_classes)
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pooled = masked_mean(features, mask)  # (B, D)
+        valid = mask.any(dim=1, keepdim=True).to(pooled.dtype)  # (B, 1)
+        projected = F.linear(pooled, self.projector.weight) + self.projector.bias * valid
+        return self.classifier(projected)  # (B, 256) -> (B, C)
+
+    def forward_per_frame(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Project every frame, then pool (equal to :meth:`forward` within float rounding)."""
         projected = self.projector(features)  # (B, T, 256)
         return self.classifier(masked_mean(projected, mask))  # (B, C)
 

@@ -112,17 +112,44 @@ class CacheReader:
             cast that costs about half of a read (training loaders cast on the device instead).
             int8 stores are always dequantised: ``None`` gives float32 there.
         """
+        part, start, count = self.location(utt_id)
+        return self.read_frames(part, start, start + count, layers, dtype)  # (T, L, D)
+
+    def location(self, utt_id: str) -> tuple[int, int, int]:
+        """``(part, offset, num_frames)`` of ``utt_id``: its frames are rows
+        ``offset : offset + num_frames`` of :meth:`read_frames` ``(part, ...)``."""
         i = self.index(utt_id)
-        start, k = int(self._offset[i]), int(self._part[i])
-        frames = self._open().frames(k)
-        rows = slice(start, start + int(self.num_frames[i]))
+        return int(self._part[i]), int(self._offset[i]), int(self.num_frames[i])
+
+    def read_frames(
+        self, part: int, start: int, stop: int, layers: list[int] | None = None, dtype=np.float32
+    ) -> np.ndarray:
+        """Rows ``start:stop`` of part ``part``, ``(stop - start, L, D)``, in one read.
+
+        Every frame read of featcache goes through here (one utterance for :meth:`get`, a run
+        of consecutive utterances for the training block loader), so a store whose frames need
+        decoding (int8 stores are dequantised here) changes only this method.
+
+        Parameters
+        ----------
+        part, start, stop : int
+            Part and frame range inside it.
+        layers : list of int, optional
+            Model layer indices (from ``self.layers``); default all kept layers.
+        dtype : numpy dtype or None
+            Returned dtype; ``None`` keeps the stored one (see :meth:`get`; float32 for int8).
+        """
+        frames = self._open().frames(part)
+        rows = slice(start, stop)
         cols = None if layers is None else [self._layer_pos(layer) for layer in layers]
         if self.quantized:
-            picked = self._dequantized(k, rows, cols)  # (T, L', D) float32
+            picked = self._dequantized(part, rows, cols)  # (F, L', D) float32
         elif cols is None:
-            return np.asarray(frames[rows], dtype=dtype)  # (T, L, D)
+            return np.asarray(frames[rows], dtype=dtype)  # (F, L, D)
+        elif cols == list(range(cols[0], cols[-1] + 1)):
+            picked = np.asarray(frames[rows, cols[0] : cols[-1] + 1])  # (F, L', D), one read
         else:
-            picked = np.stack([frames[rows, c] for c in cols], axis=1)  # (T, L', D)
+            picked = np.stack([frames[rows, c] for c in cols], axis=1)  # (F, L', D)
         return picked if dtype is None else picked.astype(dtype, copy=False)
 
     def _dequantized(self, k: int, rows: slice, cols: list[int] | None) -> np.ndarray:

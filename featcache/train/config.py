@@ -46,6 +46,12 @@ class TrainConfig:
     stops after that many evaluations without a better dev score. ``normalize`` ``global``
     standardises every upstream's (layer, dimension) with mean/std estimated on at most
     ``normalize_utterances`` training utterances (see :mod:`featcache.train.normalize`);
+    ``none`` feeds raw cached features (the paper's setting). ``pooled`` ``auto`` trains on the
+    stores' ``pooled/mean`` where that is exact (see :mod:`featcache.train.pooled`); ``off``
+    always reads frames. ``loader`` ``blocks`` reads storage-order runs of utterances
+    (:mod:`featcache.train.blocks`), ``utterances`` one utterance per item.
+    ``cache_in_memory`` ``auto`` holds the train (and dev) frames in memory when they fit half
+    the available memory, ``off`` never, a number is the budget in GB.
     ``none`` feeds raw cached features (the paper's setting). ``threads`` sets torch's thread
     count for the run (None: torch's default, all cores); ``progress`` shows a step bar.
     """
@@ -75,6 +81,9 @@ class TrainConfig:
     align_dim: str = ALIGN_DIMS.default
     normalize: str = NORMALIZATIONS.default
     normalize_utterances: int = 200
+    pooled: str = "auto"
+    loader: str = "blocks"
+    cache_in_memory: str = "auto"
     threads: int | None = None
     progress: bool = True
 
@@ -89,6 +98,9 @@ class TrainConfig:
             (self.save_every >= 0, "--save-every must be >= 0"),
             (self.lr > 0, "--lr must be positive"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
+            (self.pooled in ("auto", "off"), "--pooled: auto|off"),
+            (self.loader in ("blocks", "utterances"), "--loader: blocks|utterances"),
+            (_memory_spec_ok(self.cache_in_memory), "--cache-in-memory: auto|off|GB (>= 0)"),
             (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
         ]
         for ok, message in checks:
@@ -126,9 +138,20 @@ class TrainConfig:
                     f"{source}: unknown training option {key!r}; known: {', '.join(sorted(names))}"
                 )
             clean[name] = value
+        if "cache_in_memory" in clean:
+            clean["cache_in_memory"] = str(clean["cache_in_memory"])
         if isinstance(clean.get("upstreams"), str):
             clean["upstreams"] = [clean["upstreams"]]
         return cls(**clean)
+
+
+def _memory_spec_ok(spec) -> bool:
+    if spec in ("auto", "off"):
+        return True
+    try:
+        return float(spec) >= 0
+    except (TypeError, ValueError):
+        return False
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -19,15 +19,17 @@ linear interpolation as :func:`featcache.fusion.align.interpolate_time`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from featcache.errors import ConfigError
 from featcache.fusion.align import resample_frames
 from featcache.train.join import SPLITS, JoinResult, join_caches  # noqa: F401 (re-exported)
+from featcache.train.sampler import FrameBatchSampler, frame_batches  # noqa: F401 (re-exported)
+
+GAP_FRAMES = 1024  # merge reads across gaps shorter than this (the store's chunk length)
 
 
 class CachedDataset(torch.utils.data.Dataset):
@@ -73,6 +75,57 @@ class CachedDataset(torch.utils.data.Dataset):
             np.float16 if str(r.attrs.get("dtype")) == "float16" else np.float32
             for r in self.readers
         ]
+        self.locations = utterance_locations(self.readers, self.ids)
+        self._held: list[list[np.ndarray]] | None = None
+
+    in_memory = property(lambda self: self._held is not None)
+
+    def frame_bytes(self) -> int:
+        """Stored bytes of one frame of every upstream (the layers read)."""
+        return frame_bytes(self.readers, self.layers)
+
+    def held_bytes(self) -> float:
+        """Memory :meth:`hold` takes: aligned frames, float32 where resampled."""
+        total = 0.0
+        frames = float(sum(self.lengths))
+        for reader, selected, dtype, loc in zip(
+            self.readers, self.layers, self.dtypes, self.locations, strict=True
+        ):
+            count = reader.num_layers if selected is None else len(selected)
+            same = np.array_equal(loc[2], self.lengths)
+            itemsize = np.dtype(dtype).itemsize if same else 4
+            total += frames * count * reader.hidden_size * itemsize
+        return total
+
+    def hold(self) -> None:
+        """Read every utterance once, in storage-order runs, and serve it from memory.
+
+        What is held is each item's features after frame-rate alignment, laid out ``(L, T, D)``
+        in memory (``collate`` then copies whole rows), so an epoch only pads and batches.
+        """
+        held = [read_runs(r, list(zip(*(a.tolist() for a in loc), strict=True)), layers, dtype)
+                for r, loc, layers, dtype in
+                zip(self.readers, self.locations, self.layers, self.dtypes, strict=True)]  # fmt: skip
+        self._held = []
+        for i, frames in enumerate(zip(*held, strict=True)):
+            features = self._item(i, list(frames))["features"]  # list of (T, L_k, D_k)
+            self._held.append([x.transpose(0, 1).contiguous().transpose(0, 1) for x in features])
+
+    def _held_item(self, index: int) -> dict[str, Any]:
+        features = self._held[index]  # list of (T, L_k, D_k), (L, T, D) in memory
+        return {"id": self.ids[index], "features": features, "target": self.targets[index]}
+
+    def read_items(self, indices: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Items of ``indices``, read with one call per (upstream, part, frame run)."""
+        if self._held is not None:
+            return {i: self._held_item(i) for i in indices}
+        per_reader = []
+        for r, loc, layers, dtype in zip(
+            self.readers, self.locations, self.layers, self.dtypes, strict=True
+        ):
+            wanted = [(int(loc[0][i]), int(loc[1][i]), int(loc[2][i])) for i in indices]
+            per_reader.append(read_runs(r, wanted, layers, dtype))
+        return {i: self._item(i, [f[j] for f in per_reader]) for j, i in enumerate(indices)}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -81,15 +134,66 @@ class CachedDataset(torch.utils.data.Dataset):
         return self.labels[utt_id]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self._held is not None:
+            return self._held_item(index)
         utt_id = self.ids[index]
+        frames = [read_stored(reader, utt_id, layers, dtype)  # (T_i, L, D)
+                  for reader, layers, dtype in
+                  zip(self.readers, self.layers, self.dtypes, strict=True)]  # fmt: skip
+        return self._item(index, frames)
+
+    def _item(self, index: int, frames: list[np.ndarray]) -> dict[str, Any]:
         features = []
-        for reader, layers, dtype in zip(self.readers, self.layers, self.dtypes, strict=True):
-            x = torch.from_numpy(read_stored(reader, utt_id, layers, dtype))  # (T_i, L, D)
+        for array in frames:
+            x = torch.from_numpy(array)  # (T_i, L, D)
             if x.shape[0] != self.lengths[index]:
                 # resampled in float32 (interpolated values are not float16 values)
                 x = resample_frames(x.float(), self.lengths[index])  # (T, L, D)
             features.append(x)
-        return {"id": utt_id, "features": features, "target": self.targets[index]}
+        return {"id": self.ids[index], "features": features, "target": self.targets[index]}
+
+
+def utterance_locations(readers: Sequence, ids: Sequence[str]) -> list[tuple[np.ndarray, ...]]:
+    """Per reader, ``(part, offset, num_frames)`` int64 arrays over ``ids``."""
+    out = []
+    for reader in readers:
+        rows = np.array([reader.location(u) for u in ids], dtype=np.int64).reshape(-1, 3)
+        out.append((rows[:, 0], rows[:, 1], rows[:, 2]))
+    return out
+
+
+def frame_bytes(readers: Sequence, layers: Sequence[list[int] | None]) -> int:
+    """Stored bytes of one frame of every reader, counting only the layers read."""
+    total = 0
+    for reader, selected in zip(readers, layers, strict=True):
+        count = reader.num_layers if selected is None else len(selected)
+        total += (
+            count * reader.hidden_size * np.dtype(reader.attrs.get("dtype", "float32")).itemsize
+        )
+    return total
+
+
+def read_runs(reader, locations: list[tuple[int, int, int]], layers, dtype) -> list[np.ndarray]:
+    """Frames ``(T, L, D)`` of each ``(part, offset, num_frames)``, one read per merged run."""
+    out: list[np.ndarray | None] = [None] * len(locations)
+    order = sorted(range(len(locations)), key=lambda j: locations[j][:2])
+    runs: list[list[int]] = []  # indices into locations, one list per read
+    part = end = -1
+    for j in order:
+        k, off, count = locations[j]
+        if not runs or k != part or off - end > GAP_FRAMES:
+            runs.append([])
+            part, end = k, off
+        runs[-1].append(j)
+        end = max(end, off + count)
+    for run in runs:
+        part, start = locations[run[0]][0], locations[run[0]][1]
+        stop = max(locations[j][1] + locations[j][2] for j in run)
+        frames = reader.read_frames(part, start, stop, layers, dtype)  # (F, L, D)
+        for j in run:
+            _, off, count = locations[j]
+            out[j] = frames[off - start : off - start + count]  # (T, L, D) view
+    return out  # type: ignore[return-value]
 
 
 def read_stored(reader, utt_id: str, layers: list[int] | None, dtype) -> np.ndarray:
@@ -123,10 +227,13 @@ def collate(
         for item in items[1:]:
             dtype = torch.promote_types(dtype, item["features"][k].dtype)
         padded = _empty((layers, len(items), frames, dim), dtype)  # (L, B, T, D)
+        # numpy copies: torch's strided float16 copy_/zero_ run its thread pool per call, 10-25x
+        # slower than numpy when the cores are busy (measured in benchmarks/read_throughput.py)
+        out = padded.numpy()
         for b, item in enumerate(items):
-            x = item["features"][k]  # (T_b, L, D)
-            padded[:, b, : x.shape[0]].copy_(x.permute(1, 0, 2))
-            padded[:, b, x.shape[0] :].zero_()
+            x = item["features"][k].to(dtype).numpy()  # (T_b, L, D)
+            out[:, b, : x.shape[0]] = x.transpose(1, 0, 2)
+            out[:, b, x.shape[0] :] = 0
         features.append(padded)
     mask = torch.arange(frames).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
     batch = {"features": features, "lengths": lengths, "mask": mask,
@@ -186,77 +293,3 @@ def make_loader(
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )
-
-
-def frame_batches(lengths: Sequence[int], batch_frames: int, order: np.ndarray) -> list[list[int]]:
-    """Cut ``order`` (indices sorted by length) into batches of at most ``batch_frames`` padded
-    frames (``count * max length``); an utterance longer than ``batch_frames`` is a batch alone."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order.tolist():
-        longest_if_added = max(longest, lengths[i])
-        if current and longest_if_added * (len(current) + 1) > batch_frames:
-            batches.append(current)
-            current, longest_if_added = [], lengths[i]
-        current.append(i)
-        longest = longest_if_added
-    if current:
-        batches.append(current)
-    return batches
-
-
-class FrameBatchSampler(torch.utils.data.Sampler):
-    """Length-bucketed batches of at most ``batch_frames`` padded frames, reproducible per epoch.
-
-    Utterances are sorted by length (ties broken at random) and cut into batches, so each batch
-    holds similar lengths; with ``shuffle`` the batch order is a permutation drawn from
-    ``(seed, epoch)``. With ``world_size > 1`` the batch list is padded by repetition to a
-    multiple of the world size and rank r takes batches r, r + world_size, ... ``start`` skips the
-    first batches of this rank (resuming in the middle of an epoch).
-    """
-
-    def __init__(
-        self,
-        lengths: Sequence[int],
-        batch_frames: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        epoch: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        start: int = 0,
-    ) -> None:
-        if batch_frames < 1:
-            raise ConfigError(f"--batch-frames must be positive, got {batch_frames}")
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.batch_frames = batch_frames
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.set_epoch(epoch, start)
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Draw the batches of ``epoch`` and skip the first ``start`` (a persistent DataLoader
-        picks this up at its next ``iter``)."""
-        lengths = self.lengths
-        if self.shuffle:
-            rng = np.random.default_rng([self.seed, epoch])
-            order = np.lexsort((rng.permutation(len(lengths)), lengths))
-        else:
-            order = np.argsort(lengths, kind="stable")
-        batches = frame_batches(lengths.tolist(), self.batch_frames, order)
-        if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.world_size > 1:
-            extra = (-len(batches)) % self.world_size
-            batches = batches + [batches[i % len(batches)] for i in range(extra)]
-            batches = batches[self.rank :: self.world_size]
-        self.batches = batches[start:]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)

@@ -59,16 +59,20 @@ def estimate(dataset, max_utterances: int = 200) -> dict[str, Any]:
     sums: list[np.ndarray] = []
     squares: list[np.ndarray] = []
     frames = 0
-    for i in indices:
-        features = dataset[i]["features"]  # list of (T, L_k, D_k)
-        if not sums:
-            sums = [np.zeros(x.shape[1:], np.float64) for x in features]
-            squares = [np.zeros(x.shape[1:], np.float64) for x in features]
-        for k, x in enumerate(features):
-            x64 = x.numpy().astype(np.float64)
-            sums[k] += x64.sum(axis=0)  # (L, D)
-            squares[k] += (x64 * x64).sum(axis=0)
-        frames += int(features[0].shape[0])
+    read = getattr(dataset, "read_items", None)
+    for start in range(0, len(indices), 64):  # grouped: one read per run of utterances
+        chunk = indices[start : start + 64]
+        items = read(chunk) if read else {i: dataset[i] for i in chunk}
+        for i in chunk:
+            features = items[i]["features"]  # list of (T, L_k, D_k)
+            if not sums:
+                sums = [np.zeros(x.shape[1:], np.float64) for x in features]
+                squares = [np.zeros(x.shape[1:], np.float64) for x in features]
+            for k, x in enumerate(features):
+                x64 = x.numpy().astype(np.float64)
+                sums[k] += x64.sum(axis=0)  # (L, D)
+                squares[k] += (x64 * x64).sum(axis=0)
+            frames += int(features[0].shape[0])
     means, stds = [], []
     for total, square in zip(sums, squares, strict=True):
         mean = total / max(frames, 1)

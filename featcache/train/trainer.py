@@ -23,8 +23,9 @@ from torch import nn
 from featcache.atomic import write_atomic
 from featcache.train import checkpoint
 from featcache.train.config import TrainConfig
-from featcache.train.data import CachedDataset, FrameBatchSampler, make_loader, to_float32
+from featcache.train.data import CachedDataset, to_float32
 from featcache.train.distributed import Dist, barrier
+from featcache.train.loaders import build_loader
 from featcache.train.model import FusionModel, move_batch
 
 PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -135,23 +136,8 @@ class Trainer:
         """
         if split in self._loaders:
             return self._loaders[split]
-        dataset = self.datasets[split]
-        sampler = FrameBatchSampler(
-            dataset.lengths,
-            self.config.batch_frames,
-            shuffle=shuffle,
-            seed=self.config.seed,
-            rank=self.dist.rank if shuffle else 0,
-            world_size=self.dist.world_size if shuffle else 1,
-        )
-        loader = make_loader(
-            dataset,
-            sampler,
-            self.task.collate,
-            self.config.num_workers,
-            pin_memory=self.device.type == "cuda",
-            seed=self.config.seed,
-        )
+        loader = build_loader(self.datasets[split], self.config, self.task.collate, shuffle,
+                              self.device.type == "cuda", self.dist)  # fmt: skip
         self._loaders[split] = loader
         return loader
 
@@ -174,7 +160,7 @@ class Trainer:
         epoch = state["epoch"]
         started = time.perf_counter()
         loader = self.loader("train", shuffle=True)
-        loader.batch_sampler.set_epoch(epoch, start=state["batch"])
+        loader.set_epoch(epoch, start=state["batch"])
         total = len(loader) + state["batch"]
         self.ddp.train()
         micro = 0

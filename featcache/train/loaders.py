@@ -1,0 +1,104 @@
+"""Which loader feeds training, and whether the frames are held in memory.
+
+``--loader blocks`` (default) reads storage-order runs of utterances
+(:mod:`featcache.train.blocks`); ``--loader utterances`` reads one utterance per item in
+length-bucketed random order (:class:`featcache.train.data.FrameBatchSampler`), the random
+access a DDP run also uses (its ranks split batches, not blocks). Both expose
+``set_epoch(epoch, start)``, iteration over the epoch's batches and ``len`` (batches left).
+
+``--cache-in-memory auto|off|GB``: with ``auto`` the train and dev splits are read once (train
+first) and held when their stored frames fit in half the memory available when training starts;
+a number is that budget in GB. Held datasets are served from the training process (no workers:
+nothing is left to read), in the same batches as from disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from featcache.errors import ConfigError
+from featcache.train.blocks import BlockLoader
+from featcache.train.data import FrameBatchSampler, make_loader
+
+LOADERS = ("blocks", "utterances")
+
+
+class UtteranceLoader:
+    """The per-utterance DataLoader behind the same interface as :class:`BlockLoader`."""
+
+    def __init__(self, dataset, batch_frames: int, collate_targets, workers: int, shuffle: bool,
+                 seed: int, pin_memory: bool = False, rank: int = 0,
+                 world_size: int = 1) -> None:  # fmt: skip
+        self.sampler = FrameBatchSampler(dataset.lengths, batch_frames, shuffle=shuffle,
+                                         seed=seed, rank=rank, world_size=world_size)  # fmt: skip
+        self.loader = make_loader(dataset, self.sampler, collate_targets, workers,
+                                  pin_memory=pin_memory, seed=seed)  # fmt: skip
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def build_loader(dataset, config, collate_targets, shuffle: bool, pin_memory: bool, dist):
+    """The loader of one split (train: ``shuffle``; a DDP train split reads per utterance)."""
+    workers = 0 if getattr(dataset, "in_memory", False) else config.num_workers
+    ranks = shuffle and dist.world_size > 1
+    if config.loader == "blocks" and not ranks:
+        return BlockLoader(dataset, config.batch_frames, collate_targets, workers, shuffle,
+                           config.seed, pin_memory)  # fmt: skip
+    return UtteranceLoader(dataset, config.batch_frames, collate_targets, workers, shuffle,
+                           config.seed, pin_memory, dist.rank if ranks else 0,
+                           dist.world_size if ranks else 1)  # fmt: skip
+
+
+def memory_budget(spec: str) -> float:
+    """Bytes allowed for held frames: ``off`` 0, ``auto`` half the available memory, or GB."""
+    if spec == "off":
+        return 0.0
+    if spec == "auto":
+        return 0.5 * available_memory()
+    try:
+        gb = float(spec)
+    except ValueError:
+        raise ConfigError(f"--cache-in-memory {spec!r}: use auto, off or a size in GB") from None
+    if gb < 0:
+        raise ConfigError(f"--cache-in-memory {spec!r}: a size in GB must be >= 0")
+    return gb * 1e9
+
+
+def available_memory() -> float:
+    """Bytes of memory available now (MemAvailable on Linux, free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def hold_in_memory(datasets: dict, spec: str) -> dict[str, Any]:
+    """Read ``train`` then ``dev`` into memory while they fit ``spec``; what was held, for
+    summary.json (``held`` splits, their ``gb`` and the ``budget_gb``)."""
+    budget = memory_budget(spec)
+    held, used = [], 0.0
+    for split in ("train", "dev"):
+        dataset = datasets.get(split)
+        if dataset is None or getattr(dataset, "in_memory", False) or not hasattr(dataset, "hold"):
+            continue
+        size = dataset.held_bytes()
+        if used + size > budget:
+            break
+        dataset.hold()
+        held.append(split)
+        used += size
+    return {"mode": spec, "held": held, "gb": round(used / 1e9, 3),
+            "budget_gb": round(budget / 1e9, 3)}  # fmt: skip
