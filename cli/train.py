@@ -9,7 +9,7 @@ import click
 from featcache.cli.options import choice, described
 from featcache.fusion.registry import ALIGN_DIMS, INTERFACES
 from featcache.heads.registry import TASKS
-from featcache.train.config import NORMALIZATIONS, PRECISIONS, TrainConfig
+from featcache.train.config import LOADERS, NORMALIZATIONS, POOLED, PRECISIONS, TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -53,12 +53,10 @@ DEFAULTS = TrainConfig()
                                              f"{DEFAULTS.normalize}):"))  # fmt: skip
 @click.option("--normalize-utterances", type=int,
               help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
-@click.option("--pooled", type=click.Choice(["auto", "off"]),
-              help="auto (default): train on the stores' pooled means where that is exact "
-                   "(ws, last, layer:K with classify); off: always read frames.")  # fmt: skip
-@click.option("--loader", type=click.Choice(["blocks", "utterances"]),
-              help="blocks (default): read storage-order runs of utterances, shuffled by blocks "
-                   "and within a bounded buffer; utterances: one read per utterance.")  # fmt: skip
+@click.option("--pooled", type=choice(POOLED),
+              help=described(POOLED, f"Pooled shortcut (default {DEFAULTS.pooled}):"))  # fmt: skip
+@click.option("--loader", type=choice(LOADERS),
+              help=described(LOADERS, f"Reading frames (default {DEFAULTS.loader}):"))  # fmt: skip
 @click.option("--cache-in-memory",
               help="auto (default): hold the train/dev frames in memory when they fit half the "
                    "available memory; off; or a budget in GB.")  # fmt: skip

@@ -24,7 +24,14 @@ from featcache.fusion.registry import ALIGN_DIMS, INTERFACES, InterfaceSpec, bui
 from featcache.heads.registry import TASKS
 from featcache.importers import IMPORTERS
 from featcache.store import COMPRESSIONS, DTYPES, FORMATS
-from featcache.train.config import LOCATION_FIELDS, NORMALIZATIONS, PRECISIONS, TrainConfig
+from featcache.train.config import (
+    LOADERS,
+    LOCATION_FIELDS,
+    NORMALIZATIONS,
+    POOLED,
+    PRECISIONS,
+    TrainConfig,
+)
 from featcache.upstreams.device import AUTOCASTS
 from featcache.upstreams.registry import REGISTRY
 
@@ -40,6 +47,8 @@ CHOICES = {
     ("train", "precision"): PRECISIONS,
     ("train", "align_dim"): ALIGN_DIMS,
     ("train", "normalize"): NORMALIZATIONS,
+    ("train", "pooled"): POOLED,
+    ("train", "loader"): LOADERS,
     ("probe", "task"): PROBE_TASKS,
     ("probe", "level"): LEVELS,
     ("select", "task"): PROBE_TASKS,
@@ -54,7 +63,8 @@ NOT_REGISTRIES = {
     ("demo-data", "engines"),
 }
 REGISTRIES = [FORMATS, DTYPES, COMPRESSIONS, AUTOCASTS, TASKS, PRECISIONS, ALIGN_DIMS,
-              NORMALIZATIONS, PROBE_TASKS, LEVELS, IMPORTERS, INTERFACES, REGISTRY]  # fmt: skip
+              NORMALIZATIONS, POOLED, LOADERS, PROBE_TASKS, LEVELS, IMPORTERS, INTERFACES,
+              REGISTRY]  # fmt: skip
 
 
 def _commands():

@@ -27,6 +27,20 @@ NORMALIZATIONS.register(
 )
 NORMALIZATIONS.register("none", "raw cached features, as the paper")
 
+POOLED = Registry("pooled shortcut", "--pooled")
+POOLED.register(
+    "auto", "train on the stores' pooled means where exact (ws, last, layer:K with classify)",
+    default=True,
+)  # fmt: skip
+POOLED.register("off", "always read frames")
+
+LOADERS = Registry("loader", "--loader")
+LOADERS.register(
+    "blocks", "read storage-order runs of utterances, shuffled by blocks and within a bounded "
+    "buffer", default=True,
+)  # fmt: skip
+LOADERS.register("utterances", "one read per utterance")
+
 # fields that say where a run reads and writes, not how it trains (a recipe sets them itself)
 LOCATION_FIELDS = ("cache", "out", "upstreams", "manifest")
 
@@ -81,8 +95,8 @@ class TrainConfig:
     align_dim: str = ALIGN_DIMS.default
     normalize: str = NORMALIZATIONS.default
     normalize_utterances: int = 200
-    pooled: str = "auto"
-    loader: str = "blocks"
+    pooled: str = POOLED.default
+    loader: str = LOADERS.default
     cache_in_memory: str = "auto"
     threads: int | None = None
     progress: bool = True
@@ -98,8 +112,6 @@ class TrainConfig:
             (self.save_every >= 0, "--save-every must be >= 0"),
             (self.lr > 0, "--lr must be positive"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
-            (self.pooled in ("auto", "off"), "--pooled: auto|off"),
-            (self.loader in ("blocks", "utterances"), "--loader: blocks|utterances"),
             (_memory_spec_ok(self.cache_in_memory), "--cache-in-memory: auto|off|GB (>= 0)"),
             (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
         ]
@@ -107,7 +119,8 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
         for registry, value in ((PRECISIONS, self.precision), (ALIGN_DIMS, self.align_dim),
-                                (NORMALIZATIONS, self.normalize), (TASKS, self.task)):  # fmt: skip
+                                (NORMALIZATIONS, self.normalize), (TASKS, self.task),
+                                (POOLED, self.pooled), (LOADERS, self.loader)):  # fmt: skip
             registry.get(value)
         INTERFACES.parse(self.interface)
 
