@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import choice, described
+from featcache.cli.options import CACHE, choice, described, storage_option
 from featcache.store import COMPRESSIONS, DTYPES, FORMATS
 from featcache.upstreams.device import AUTOCASTS
 
@@ -24,9 +24,11 @@ from featcache.upstreams.device import AUTOCASTS
 @click.option(
     "--cache",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Cache folder (one store per upstream, plus manifest.jsonl).",
+    type=CACHE,
+    help="Cache folder or URL (s3://bucket/prefix, gs://, az://; Zarr only): one store per "
+    "upstream, plus manifest.jsonl.",
 )
+@storage_option()
 @click.option(
     "--format",
     "format_",
@@ -97,19 +99,21 @@ from featcache.upstreams.device import AUTOCASTS
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def extract(manifest, upstreams, cache, format_, dtype, compression, layers, device, autocast,
             batch_seconds, workers, scheduler, part_size, threads, overwrite,
-            no_progress) -> None:  # fmt: skip
+            no_progress, storage_options) -> None:  # fmt: skip
     """Run each upstream once over MANIFEST and cache every hidden layer in --cache.
 
     Rerun the same command after a crash to resume; finished parts are kept. Utterances whose
     audio cannot be used are listed at the end; the exit code is 3 if any failed.
     """
     from featcache.pipelines import extract as pipeline
+    from featcache.store.location import parse_storage_options
 
     config = pipeline.ExtractConfig(
         manifest=manifest, upstreams=list(upstreams), cache=cache, format=format_, dtype=dtype,
         compression=compression, layers=layers, device=device, autocast=autocast,
         batch_seconds=batch_seconds, workers=workers, scheduler=scheduler, overwrite=overwrite,
         part_size=part_size, threads=threads, progress=not no_progress,
+        storage_options=parse_storage_options(storage_options),
     )  # fmt: skip
     result = pipeline.extract(config)
     for s in result.stores:

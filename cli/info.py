@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from featcache.cli.options import CACHE, cache_location, storage_option
 
 
 @click.command("info")
-@click.argument("cache_arg", metavar="[CACHE]", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "--cache", type=click.Path(path_type=Path), help="Cache folder (as in every command)."
-)
+@click.argument("cache_arg", metavar="[CACHE]", required=False, type=CACHE)
+@click.option("--cache", type=CACHE, help="Cache folder or URL (as in every command).")
+@storage_option()
 @click.option(
     "--errors",
     "show_errors",
@@ -20,8 +19,9 @@ import click
     help="Failed utterances listed per store.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def info(cache_arg: Path | None, cache: Path | None, show_errors: int, as_json: bool) -> None:
-    """Show what cache folder --cache holds, one store per upstream (`info CACHE` works too).
+def info(cache_arg, cache, show_errors: int, as_json: bool, storage_options=()) -> None:
+    """Show what cache --cache holds (a folder or a URL such as s3://bucket/cache), one store
+    per upstream (`info CACHE` works too).
 
     Per store: utterances done and failed, layers, dims, frame rate, dtype, size on disk, the
     upstream's provenance and padding/window policy, and for int8 stores the bytes saved against
@@ -33,7 +33,7 @@ def info(cache_arg: Path | None, cache: Path | None, show_errors: int, as_json: 
         raise click.UsageError("pass the cache folder: featcache info --cache CACHE")
     if cache is not None and cache_arg is not None and cache != cache_arg:
         raise click.UsageError(f"two cache folders given ({cache_arg} and --cache {cache})")
-    cache = cache or cache_arg
+    cache = cache_location(cache or cache_arg, storage_options)
     rows = describe_cache(cache)
     if as_json:
         import json

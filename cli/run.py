@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import CACHE, cache_location, storage_option
+
 
 @click.command("run")
 @click.argument("recipe")
@@ -26,12 +28,14 @@ import click
     multiple=True,
     help="Replace the recipe's upstreams (repeat for several).",
 )
+@click.option("--cache", type=CACHE, help="Cache folder or URL (s3://...) instead of OUT/cache.")
+@storage_option()
 @click.option(
     "--dry-run",
     is_flag=True,
     help="Check the recipe, the data and the labels, show the plan, run nothing.",
 )
-def run(recipe: str, out, source, upstreams, dry_run: bool) -> None:
+def run(recipe: str, out, source, upstreams, cache, storage_options, dry_run: bool) -> None:
     """Run RECIPE (a TOML file, or the name of a recipe shipped in pipelines/recipes).
 
     Stages already done are skipped, so an interrupted run continues where it stopped.
@@ -43,6 +47,7 @@ def run(recipe: str, out, source, upstreams, dry_run: bool) -> None:
     r = load_recipe(
         resolve_recipe(recipe), out=out, source=source, upstreams=list(upstreams) or None
     )
+    r.cache = cache_location(cache, storage_options)
     if dry_run:
         click.echo(f"recipe {r.name}: {r.description}")
         problems = check(r, log=click.echo)

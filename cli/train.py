@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import choice, described
+from featcache.cli.options import CACHE, choice, described, storage_option
 from featcache.fusion.registry import ALIGN_DIMS, INTERFACES
 from featcache.heads.registry import TASKS
 from featcache.train.config import LOADERS, NORMALIZATIONS, POOLED, PRECISIONS, TrainConfig
@@ -15,7 +15,11 @@ DEFAULTS = TrainConfig()
 
 
 @click.command("train")
-@click.option("--cache", type=click.Path(path_type=Path), help="Cache folder (from extract).")
+@click.option("--cache", type=CACHE, help="Cache folder or URL (s3://bucket/prefix; from extract).")
+@storage_option()
+@click.option("--chunk-cache", type=click.Path(path_type=Path),
+              help="URL cache: keep each chunk read in this local folder, so later epochs and "
+                   "runs read it from local disk.")  # fmt: skip
 @click.option("-u", "--upstream", "upstreams", multiple=True,
               help="Upstream as given to extract, or its store name; repeat to fuse several "
                    "(default: every upstream in the cache).")  # fmt: skip
@@ -72,12 +76,14 @@ def train(config_file, overwrite, no_progress, **options) -> None:
     --label speaker --interface hconv --out runs/hconv
     """
     from featcache.pipelines.train import train as run_train
+    from featcache.store.location import parse_storage_options
     from featcache.train.config import resolve_config
 
     options["upstreams"] = list(options["upstreams"])
     options["progress"] = False if no_progress else None
-    for key in ("cache", "out", "manifest"):
+    for key in ("cache", "out", "manifest", "chunk_cache"):
         if options[key] is not None:
             options[key] = str(options[key])
+    options["storage_options"] = parse_storage_options(options["storage_options"]) or None
     config = resolve_config(options, config_file)
     run_train(config, log=click.echo, overwrite=overwrite)

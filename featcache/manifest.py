@@ -88,7 +88,8 @@ class Manifest:
 
     def __init__(self, utterances: Iterable[Utterance], path: str | os.PathLike | None = None):
         self.utterances: list[Utterance] = list(utterances)
-        self.path = Path(path) if path is not None else None
+        # a str or path-like names a local file; a cache's URL (RemoteDir) is kept as it is
+        self.path = Path(path) if isinstance(path, str | os.PathLike) else path
         self._by_id = {u.id: u for u in self.utterances}
         if len(self._by_id) != len(self.utterances):
             seen: set[str] = set()

@@ -18,10 +18,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featcache.errors import ConfigError
+from featcache.errors import ConfigError, StoreError
 from featcache.pipelines.extract_parts import PartJob, compute_part, run_part, writer_executor
 from featcache.store import COMPRESSIONS, DTYPES, FORMATS, Cache
 from featcache.store.builder import DEFAULT_PART_SIZE
+from featcache.store.location import is_url
 
 
 @dataclass
@@ -30,7 +31,7 @@ class ExtractConfig:
 
     manifest: Path
     upstreams: list[str]
-    cache: Path
+    cache: Path | str  # a folder, or an fsspec URL (s3://bucket/prefix): Zarr only
     format: str = FORMATS.default
     dtype: str = DTYPES.default
     compression: str = COMPRESSIONS.default
@@ -44,6 +45,7 @@ class ExtractConfig:
     part_size: int = DEFAULT_PART_SIZE
     threads: int | None = None
     progress: bool = True
+    storage_options: dict = field(default_factory=dict)  # for a URL cache, beyond the environment
 
 
 @dataclass
@@ -92,7 +94,7 @@ def extract(config: ExtractConfig) -> ExtractResult:
         utterances), or an existing store was built with other options.
     """
     manifest, layers = check_extract(config)
-    cache = Cache.create(config.cache)
+    cache = Cache.create(config.cache, config.storage_options)
     cache.accept_manifest(manifest, config.overwrite, rebuilding=config.upstreams)
     client, cluster = _start_dask(config)
     try:
@@ -151,7 +153,9 @@ def check_extract(config: ExtractConfig):
     for name in config.upstreams:
         shape = inspect_upstream(name)
         layers[name] = parse_layers(config.layers, shape.num_layers, f"upstream {name!r}")
-    Cache(config.cache).check_build(manifest, config.upstreams, config.format, config.overwrite)
+    Cache(config.cache, config.storage_options).check_build(
+        manifest, config.upstreams, config.format, config.overwrite
+    )
     return manifest, layers
 
 
@@ -229,19 +233,32 @@ def _run_local(upstream, jobs, bar) -> None:
 
 
 def _run_dask(client, jobs, bar) -> None:
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     run_id = uuid.uuid4().hex[:8]  # keys stay unique when several runs share a scheduler
     futures = [
         client.submit(run_part, job, key=f"featcache-{job.path.name}-part-{job.k}-{run_id}")
         for job in jobs
     ]
+    lost = []
     try:
         for future in as_completed(futures):
+            if future.status == "error" and isinstance(future.exception(), KilledWorker):
+                lost.append(future.key)  # other parts go on: no task of this run outlives it
+                continue
             out = future.result()
+            # forget the result at once: were its worker lost later, dask would recompute the
+            # part and rewrite it while a rerun may write it too
+            future.release()
             bar.update(out["utterances"], out["audio_seconds"], out["forward_seconds"])
     finally:
         bar.close()
+    if lost:
+        raise StoreError(
+            f"{jobs[0].path}: {len(lost)} part(s) lost with a dask worker that died (e.g. "
+            f"{lost[0]}); every other part is complete and kept: rerun the same command to "
+            f"compute the rest"
+        )
 
 
 class _Progress:
@@ -303,6 +320,12 @@ def _check_options(config: ExtractConfig) -> None:
     for registry, value in ((FORMATS, config.format), (DTYPES, config.dtype),
                             (COMPRESSIONS, config.compression)):  # fmt: skip
         registry.get(value)
+    if is_url(config.cache) and not str(config.cache).startswith("file://"):
+        if config.format != "zarr":
+            raise ConfigError(
+                f"--format {config.format} with --cache {config.cache}: object storage has no "
+                f"in-place file updates, which an HDF5 file needs; use --format zarr for a URL"
+            )
     if config.workers is not None and config.scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other; pass one of them")
     if config.workers is not None and config.workers < 1:

@@ -97,6 +97,7 @@ class Recipe:
     analyse: AnalyseSpec
     description: str = ""
     threads: int | None = None  # torch threads for every stage; None = all cores
+    cache: object = None  # a folder, URL or RemoteDir instead of out/cache (`run --cache`)
 
     def run_upstreams(self, run: RunSpec) -> list[str]:
         """The upstream names a training run uses."""

@@ -64,8 +64,9 @@ def manifest_path(recipe: Recipe) -> Path:
     return recipe.data.manifest
 
 
-def cache_dir(recipe: Recipe) -> Path:
-    return recipe.out / "cache"
+def cache_dir(recipe: Recipe):
+    """``out/cache``, or the folder or URL given with ``featcache run --cache``."""
+    return recipe.out / "cache" if recipe.cache is None else recipe.cache
 
 
 def run_dir(recipe: Recipe, name: str) -> Path:
@@ -314,6 +315,7 @@ def _train(recipe: Recipe, run, log: Log) -> str:
 
     config = TrainConfig(
         cache=str(cache_dir(recipe)),
+        storage_options=getattr(cache_dir(recipe), "storage_options", {}),
         out=str(run_dir(recipe, run.name)),
         upstreams=recipe.run_upstreams(run),
         **{"progress": False, **run.options},

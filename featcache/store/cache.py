@@ -16,19 +16,20 @@ from pathlib import Path
 
 from featcache.errors import ConfigError, StoreError, StoreNotFoundError
 from featcache.store import FORMATS, format_of, get_backend, store_name_of, suffix_of
-from featcache.store.paths import remove_path, work_dir
+from featcache.store.location import RemoteDir, as_location, is_remote, write_file
+from featcache.store.paths import has_work, remove_path, store_exists, work_dir
 from featcache.store.reader import CacheReader
 
 MANIFEST = "manifest.jsonl"
 
 
-def list_stores(cache_dir) -> dict[str, Path]:
-    """Stores in a cache folder: store name -> path, sorted by name (empty if none)."""
-    cache_dir = Path(cache_dir)
+def list_stores(cache_dir, storage_options: dict | None = None) -> dict[str, Path | RemoteDir]:
+    """Stores in a cache folder or URL: store name -> path, sorted by name (empty if none)."""
+    cache_dir = as_location(cache_dir, storage_options)
     if not cache_dir.is_dir():
         return {}
     found = ((store_name_of(p), p) for p in sorted(cache_dir.iterdir()))
-    return {name: p for name, p in found if name is not None}
+    return {name: p for name, p in found if name is not None and store_exists(p)}
 
 
 def store_name(upstream: str) -> str:
@@ -38,23 +39,28 @@ def store_name(upstream: str) -> str:
     return upstream_slug(upstream)
 
 
-def open_cache(path, upstream: str | None = None) -> CacheReader:
+def open_cache(
+    path, upstream: str | None = None, storage_options: dict | None = None
+) -> CacheReader:
     """Open one upstream's store for reading: the one-store shortcut of :class:`Cache`.
 
     Parameters
     ----------
     path : str or Path
-        A store (``.zarr`` folder or ``.h5`` file), or a cache folder.
+        A store (``.zarr`` folder or ``.h5`` file), or a cache folder; either may be an fsspec
+        URL (``s3://bucket/cache``, see :mod:`featcache.store.location`).
     upstream : str, optional
         With a cache folder: the upstream as given to ``extract -u`` (registry name, hub id,
         folder) or its store name. Not needed when the folder holds one store.
+    storage_options : dict, optional
+        For a URL: file-system options (endpoint, credentials) beyond the environment's.
 
     Returns
     -------
     CacheReader
     """
-    path = Path(path)
-    if store_name_of(path) is not None and path.exists():
+    path = as_location(path, storage_options)
+    if store_name_of(path) is not None and store_exists(path):
         return CacheReader(path)
     return Cache.open(path).reader(upstream)
 
@@ -64,8 +70,11 @@ class Cache:
 
     Parameters
     ----------
-    path : str or Path
-        The folder. Use :meth:`open` for one that must exist, :meth:`create` to make it.
+    path : str, Path or RemoteDir
+        The folder, or an fsspec URL (``s3://bucket/prefix``; Zarr stores only). Use
+        :meth:`open` for one that must exist, :meth:`create` to make it.
+    storage_options : dict, optional
+        For a URL: file-system options (endpoint, credentials) beyond the environment's.
 
     Examples
     --------
@@ -74,16 +83,16 @@ class Cache:
     >>> cache.manifest().ids()[:2]                          # doctest: +SKIP
     """
 
-    def __init__(self, path):
-        self.path = Path(path)
+    def __init__(self, path, storage_options: dict | None = None):
+        self.path = as_location(path, storage_options)
 
     def __repr__(self):
         return f"Cache({str(self.path)!r}, stores={list(self.stores())})"
 
     @classmethod
-    def open(cls, path) -> Cache:
+    def open(cls, path, storage_options: dict | None = None) -> Cache:
         """An existing cache folder holding at least one store."""
-        cache = cls(path)
+        cache = cls(path, storage_options)
         if not cache.path.is_dir():
             raise StoreNotFoundError(
                 f"{cache.path}: no cache folder or store here; run `featcache extract`"
@@ -95,9 +104,9 @@ class Cache:
         return cache
 
     @classmethod
-    def create(cls, path) -> Cache:
-        """A cache folder, made if it does not exist yet."""
-        cache = cls(path)
+    def create(cls, path, storage_options: dict | None = None) -> Cache:
+        """A cache folder, made if it does not exist yet (a URL's bucket must exist)."""
+        cache = cls(path, storage_options)
         if cache.path.exists() and not cache.path.is_dir():
             raise ConfigError(f"--cache {cache.path}: is a file; give a folder")
         cache.path.mkdir(parents=True, exist_ok=True)
@@ -106,7 +115,12 @@ class Cache:
     # ---- the manifest copy
 
     @property
-    def manifest_file(self) -> Path:
+    def is_remote(self) -> bool:
+        """True for a URL cache: no renames and no file locks there (parts use markers)."""
+        return is_remote(self.path)
+
+    @property
+    def manifest_file(self) -> Path | RemoteDir:
         return self.path / MANIFEST
 
     def manifest(self):
@@ -117,7 +131,16 @@ class Cache:
             raise StoreNotFoundError(
                 f"{self.manifest_file}: cache folder has no manifest copy; pass --manifest"
             )
-        return Manifest.load(self.manifest_file)
+        if not self.is_remote:
+            return Manifest.load(self.manifest_file)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="featcache-manifest-") as tmp:
+            local = Path(tmp) / MANIFEST  # the copy holds absolute audio paths: no folder to keep
+            local.write_bytes(self.manifest_file.read_bytes())
+            manifest = Manifest.load(local)
+        manifest.path = self.manifest_file
+        return manifest
 
     def manifest_sha256(self) -> str | None:
         """sha256 of the manifest copy's bytes (equal to ``Manifest.sha256()``), or None."""
@@ -135,7 +158,7 @@ class Cache:
         """
         self._check_manifest_change(manifest, overwrite, {store_name(u) for u in rebuilding})
         if self.manifest_sha256() != manifest.sha256():
-            manifest.write(self.manifest_file)
+            write_file(self.manifest_file, manifest.to_jsonl())
 
     def check_build(self, manifest, upstreams, format: str, overwrite: bool = False) -> None:
         """Every refusal :meth:`accept_manifest` and :meth:`builder` would give, writing nothing.
@@ -149,11 +172,10 @@ class Cache:
             self._check_other_format(self.store_path(upstream, format))
 
     def _check_manifest_change(self, manifest, overwrite: bool, rebuilding: set[str]) -> None:
-        from featcache.manifest import Manifest
 
         if not self.manifest_file.exists() or self.manifest_sha256() == manifest.sha256():
             return
-        old = Manifest.load(self.manifest_file)
+        old = self.manifest()
         removed = [u.id for u in old if u.id not in manifest]
         changed = []
         for u in old:
@@ -188,7 +210,7 @@ class Cache:
         """Store name -> path of every store in the folder, sorted by name."""
         return list_stores(self.path)
 
-    def store_path(self, upstream: str, format: str) -> Path:
+    def store_path(self, upstream: str, format: str) -> Path | RemoteDir:
         """Where ``extract -u upstream --format format`` writes its store."""
         return self.path / f"{store_name(upstream)}{suffix_of(format)}"
 
@@ -239,12 +261,18 @@ class Cache:
             f"{self.path}: holds {len(stores)} stores ({', '.join(stores)}); choose one with -u NAME"
         )
 
-    def readers(self, upstreams: Sequence[str] = ()) -> dict[str, CacheReader]:
-        """Store name -> reader for the named upstreams, or for every store when none is named."""
+    def readers(
+        self, upstreams: Sequence[str] = (), chunk_cache: str | None = None
+    ) -> dict[str, CacheReader]:
+        """Store name -> reader for the named upstreams, or for every store when none is named.
+
+        ``chunk_cache``: for a URL cache, a local folder keeping every chunk read (see
+        :class:`CacheReader`).
+        """
         paths = [self.find(u) for u in upstreams] if upstreams else list(self.stores().values())
         out: dict[str, CacheReader] = {}
         for path, given in zip(paths, upstreams or paths, strict=True):
-            reader = CacheReader(path)
+            reader = CacheReader(path, chunk_cache=chunk_cache)
             if reader.name in out:
                 raise ConfigError(f"upstream {given!r} given twice with -u (store {reader.name})")
             out[reader.name] = reader
@@ -263,6 +291,11 @@ class Cache:
         """
         from featcache.store.builder import StoreBuilder
 
+        if self.is_remote and get_backend(format).single_file:
+            raise ConfigError(
+                f"--format {format} with cache {self.path}: an HDF5 store is one file that h5py "
+                f"updates in place, which object storage cannot do; use --format zarr for a URL"
+            )
         path = self.store_path(upstream, format)
         if overwrite:
             self._discard_unless_resumable(path, attrs)
@@ -282,7 +315,7 @@ class Cache:
         """``overwrite``: drop the store, unless it is an interrupted build of this very job."""
         from featcache.store.builder import incompatibility
 
-        if path.exists() and work_dir(path).exists():
+        if store_exists(path) and has_work(path):
             old = get_backend(format_of(path)).read_attrs(path)
             same_manifest = old.get("manifest_sha256") == attrs["manifest_sha256"]
             if same_manifest and not old.get("complete") and incompatibility(old, attrs) is None:
@@ -294,7 +327,7 @@ class Cache:
         name = store_name_of(path)
         for fmt in FORMATS:
             other = path.with_name(name + suffix_of(fmt))
-            if other != path and other.exists():
+            if other != path and store_exists(other):
                 raise StoreError(
                     f"{other}: this cache already holds the upstream in another format; "
                     f"use the same --format, --overwrite after removing it, or a new --cache folder"

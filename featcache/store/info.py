@@ -9,11 +9,12 @@ from pathlib import Path
 
 from featcache.errors import StoreNotFoundError
 from featcache.store import format_of, get_backend, list_stores
+from featcache.store.location import is_remote
 from featcache.store.paths import work_dir
 
 
-def describe_cache(cache_dir) -> list[dict]:
-    """One dict per store in ``cache_dir``.
+def describe_cache(cache_dir, storage_options: dict | None = None) -> list[dict]:
+    """One dict per store in ``cache_dir`` (a folder or a URL).
 
     Keys: ``name``, ``path``, ``format``, ``complete``, ``utterances``, ``failed``, ``errors``
     (id -> reason), ``parts`` ("done/planned" while incomplete), ``layers``, ``num_layers``,
@@ -21,7 +22,7 @@ def describe_cache(cache_dir) -> list[dict]:
     (provenance), ``policy``, ``created``, ``frames``, and for int8 stores ``float16_bytes`` /
     ``int8_bytes``: the frame bytes the store would hold in float16 and holds in int8 (with scales).
     """
-    stores = list_stores(cache_dir)
+    stores = list_stores(cache_dir, storage_options)
     if not stores:
         raise StoreNotFoundError(f"{cache_dir}: no featcache store here; run `featcache extract`")
     return [_describe(name, path) for name, path in stores.items()]
@@ -144,6 +145,8 @@ def _layer_spec(layers: list[int], total: int) -> str:
 
 
 def _disk_bytes(path: Path) -> int:
+    if is_remote(path):
+        return path.du()
     if path.is_file():
         return path.stat().st_size
     total = 0

@@ -8,6 +8,7 @@ workers; frames are read on demand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from featcache.errors import StoreError
 from featcache.store import format_of, get_backend, store_name_of
 from featcache.store.base import CHUNK_FRAMES
+from featcache.store.location import as_location, is_remote
 
 DASK_ROWS = 8 * CHUNK_FRAMES  # frames per dask chunk of layer(l)
 
@@ -24,7 +26,13 @@ class CacheReader:
 
     Attributes
     ----------
-    path : Path
+    path : Path or RemoteDir
+        A local store, or a Zarr store on object storage (read by whole chunks, each request
+        for an utterance's frames fetching all its chunks concurrently).
+    chunk_cache : str or None
+        For a store on object storage: a local folder where each chunk read is kept (fsspec's
+        ``simplecache``), so a second epoch reads from local disk. Frames only; the index and
+        attrs are always read from the store. None for local stores.
     format : str
         "zarr" or "hdf5".
     name : str
@@ -45,9 +53,12 @@ class CacheReader:
         Failed utterance id -> reason.
     """
 
-    def __init__(self, path):
-        self.path = Path(path)
+    def __init__(self, path, chunk_cache: str | None = None):
+        self.path = as_location(path)
+        self.chunk_cache = str(chunk_cache) if chunk_cache and is_remote(self.path) else None
         self.format = format_of(self.path)
+        if is_remote(self.path) and get_backend(self.format).single_file:
+            raise StoreError(f"{self.path}: HDF5 stores are read from local files only; copy it")
         self.name = store_name_of(self.path)
         self._handle = None
         handle = self._open()
@@ -87,8 +98,17 @@ class CacheReader:
         return state
 
     def _open(self):
+        if self._handle is not None and self._handle_pid != os.getpid():
+            # inherited by fork (DataLoader workers): a URL store's async client belongs to the
+            # parent's event loop, so open afresh (local files do not mind either way)
+            self._handle = None
         if self._handle is None:
-            self._handle = get_backend(self.format).open_read(self.path)
+            self._handle_pid = os.getpid()
+            backend = get_backend(self.format)
+            if self.chunk_cache is None:
+                self._handle = backend.open_read(self.path)
+            else:
+                self._handle = backend.open_read(self.path, chunk_cache=self.chunk_cache)
         return self._handle
 
     def index(self, utt_id: str) -> int:

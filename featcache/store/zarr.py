@@ -36,6 +36,7 @@ from featcache.store.base import (
     PartMeta,
     PartSink,
 )
+from featcache.store.location import is_remote
 from featcache.store.paths import remove_path, tmp_name, work_dir
 
 PART_ATTR = "featcache_part"
@@ -51,12 +52,17 @@ def frame_compressors(compression: str = DEFAULT_COMPRESSION):
 
 
 class ZarrBackend(Backend):
-    """Stores as Zarr v3 groups on the local file system."""
+    """Stores as Zarr v3 groups in a local folder or on object storage (an fsspec URL).
+
+    Locally a part is written into the work folder and renamed into place. Object storage has
+    no rename: there a part is written in place and its group metadata, written last, marks it
+    complete (:class:`_MarkerPartSink`).
+    """
 
     def create(self, path: Path, attrs: dict) -> None:
         import zarr
 
-        group = zarr.create_group(store=str(path), attributes={"featcache": attrs})
+        group = zarr.create_group(store=_zstore(path), attributes={"featcache": attrs})
         group.create_group("parts")
 
     def read_attrs(self, path: Path) -> dict:
@@ -70,6 +76,10 @@ class ZarrBackend(Backend):
     def begin_part(
         self, path: Path, k: int, shape_ld: tuple[int, int], dtype: str, compression: str
     ) -> PartSink:
+        if is_remote(path):
+            from featcache.store.zarr_remote import MarkerPartSink
+
+            return MarkerPartSink(path, k, shape_ld, dtype, compression)
         return _ZarrPartSink(path, k, shape_ld, dtype, compression)
 
     def complete_parts(self, path: Path) -> dict[int, PartMeta]:
@@ -77,6 +87,10 @@ class ZarrBackend(Backend):
 
         out = {}
         parts = path / "parts"
+        if is_remote(path):
+            from featcache.store.zarr_remote import marked_parts
+
+            return marked_parts(path)
         for p in parts.iterdir() if parts.is_dir() else ():
             if p.name.isdigit():
                 attrs = zarr.open_group(str(p), mode="r").attrs
@@ -86,7 +100,7 @@ class ZarrBackend(Backend):
     def read_part_pooled(self, path: Path, k: int) -> np.ndarray:
         import zarr
 
-        return zarr.open_array(str(path / "parts" / str(k) / "pooled"), mode="r")[...]
+        return zarr.open_array(_zstore(path / "parts" / str(k) / "pooled"), mode="r")[...]
 
     def finalize(self, path: Path, attrs: dict, index: Index) -> None:
         group = _open(path, "r+")
@@ -108,20 +122,27 @@ class ZarrBackend(Backend):
         _put(errors, "utt_id", np.array(index.error_ids, dtype=str), str)
         _put(errors, "reason", np.array(index.error_reasons, dtype=str), str)
         group.attrs["featcache"] = attrs
+        if is_remote(path):  # an object PUT is whole or absent: no partial files to sweep
+            return
         for stray in path.glob("*/**/*.partial"):  # from a write killed mid-way (zarr's tmp files)
             if stray.relative_to(path).parts[0] != "parts":
                 stray.unlink()
 
-    def open_read(self, path: Path):
-        return ZarrHandle(path)
+    def open_read(self, path: Path, chunk_cache: str | None = None):
+        return ZarrHandle(path, chunk_cache)
 
 
 class ZarrHandle:
-    """Read access to one Zarr store."""
+    """Read access to one Zarr store; frames through a local chunk cache if one is given."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, chunk_cache: str | None = None):
         self.group = _open(path, "r")
         self._frames: dict[int, object] = {}
+        self._frames_group = self.group
+        if chunk_cache is not None and is_remote(path):
+            from featcache.store.zarr_remote import cached_group
+
+            self._frames_group = cached_group(path, chunk_cache, self.attrs())
         self._scale: dict[int, object] = {}
 
     def attrs(self) -> dict:
@@ -141,7 +162,7 @@ class ZarrHandle:
 
     def frames(self, k: int):
         if k not in self._frames:
-            self._frames[k] = self.group[f"parts/{k}/frames"]
+            self._frames[k] = self._frames_group[f"parts/{k}/frames"]
         return self._frames[k]
 
     def scale(self, k: int):
@@ -221,13 +242,18 @@ class _ZarrPartSink(PartSink):
         remove_path(self._tmp)
 
 
+def _zstore(path, read_only: bool = False):
+    """What zarr opens: a local folder's name, or an fsspec store for a URL."""
+    return path.zarr_store(read_only=read_only) if is_remote(path) else str(path)
+
+
 def _open(path: Path, mode: str):
     import zarr
 
-    if not (Path(path) / "zarr.json").exists():
+    if not (path / "zarr.json").exists():
         raise StoreNotFoundError(f"{path}: no Zarr store here; run `featcache extract` first")
     try:
-        return zarr.open_group(str(path), mode=mode)
+        return zarr.open_group(_zstore(path, read_only=mode == "r"), mode=mode)
     except Exception as e:  # a corrupt or foreign folder
         raise StoreError(f"{path}: cannot open as a Zarr v3 group ({e})") from e
 

@@ -100,6 +100,10 @@ class TrainConfig:
     cache_in_memory: str = "auto"
     threads: int | None = None
     progress: bool = True
+    # a URL cache's file-system options (secrets are not written to config.json) and the
+    # local folder of its read-through chunk cache; neither changes what a run computes
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    chunk_cache: str | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -125,7 +129,9 @@ class TrainConfig:
         INTERFACES.parse(self.interface)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["storage_options"] = _public(values["storage_options"])
+        return values
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -165,6 +171,20 @@ def _memory_spec_ok(spec) -> bool:
         return float(spec) >= 0
     except (TypeError, ValueError):
         return False
+
+
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas")
+
+
+def _public(options: dict) -> dict:
+    """Storage options without credentials (nested dicts too), safe to write to a run folder."""
+    out = {}
+    for k, v in options.items():
+        if isinstance(v, dict):
+            out[k] = _public(v)
+        elif not any(word in k.lower() for word in _SECRET_WORDS):
+            out[k] = v
+    return out
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
