@@ -8,7 +8,7 @@ Every upstream pair (self pairs included, as ``featcache similarity`` computes t
 level over ``--frames`` frames. Each size runs in a fresh subprocess, so its peak resident memory
 (``ru_maxrss``) is its own. ``--source store`` (default) writes the frames to real float16 Zarr
 stores with ``featcache.testing.caches.write_cache`` (in a separate writer process) and runs
-``featcache.pipelines.analyse.run_similarity``; ``--source generated`` feeds
+``featcache.pipelines.similarity.run_similarity``; ``--source generated`` feeds
 :func:`featcache.analysis.cka.cka_layers` with chunks generated on the fly (no disk).
 
 Prints, per size, seconds and peak memory (and the peak minus the memory after imports), then

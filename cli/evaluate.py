@@ -21,12 +21,13 @@ def evaluate(run_options, more_runs, split: str, device: str | None) -> None:
     Runs are given with --runs (as in report) or as arguments: `evaluate --runs runs/*`.
     With several runs, a results table follows (one row per run).
     """  # fmt: skip
-    import json
 
     runs = [*run_options, *more_runs]
     if not runs:
         raise click.UsageError("pass the run folders: featcache evaluate --runs RUN [RUN ...]")
-    from featcache.pipelines.train import evaluate_run, results_table
+    from featcache.analysis.text import results_table
+    from featcache.atomic import read_json
+    from featcache.pipelines.train import evaluate_run
 
     summaries = []
     for run in runs:
@@ -34,7 +35,7 @@ def evaluate(run_options, more_runs, split: str, device: str | None) -> None:
             click.echo(f"{run}:")
         metrics = evaluate_run(run, split, log=click.echo, device=device)
         summary_file = run / "summary.json"
-        summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+        summary = read_json(summary_file) if summary_file.exists() else None
         if summary is not None:
             summaries.append({**summary, "metrics": {split: metrics}})
     if len(summaries) > 1:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import CACHE, storage_option
+from featcache.cli.options import CACHE, choice, described, storage_option
+from featcache.store import COMPRESSIONS, DTYPES, FORMATS
+from featcache.upstreams.device import AUTOCASTS
 
 
 @click.command("extract")
@@ -30,31 +32,32 @@ from featcache.cli.options import CACHE, storage_option
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["zarr", "hdf5"]),
-    default="zarr",
+    type=choice(FORMATS),
+    default=FORMATS.default,
     show_default=True,
-    help="Store format.",
+    help=described(FORMATS, "Store format:"),
 )
 @click.option(
     "--dtype",
-    type=click.Choice(["float16", "float32", "int8"]),
-    default="float16",
+    type=choice(DTYPES),
+    default=DTYPES.default,
     show_default=True,
-    help="Stored frame dtype (pooled means are always float32). int8: 0.5x the bytes of float16, "
-    "scales per 1024 frames, layer and channel; readers get float32 back.",
+    help=described(
+        DTYPES, "Stored frame dtype (pooled means are always float32; readers get float32 back):"
+    ),
 )
 @click.option(
     "--compression",
-    type=click.Choice(["lz4", "zstd", "none"]),
-    default="lz4",
+    type=choice(COMPRESSIONS),
+    default=COMPRESSIONS.default,
     show_default=True,
-    help="Chunk codec (Blosc level 1): lz4 is fast; zstd ~12% smaller, ~2x slower to read.",
+    help=described(COMPRESSIONS, "Chunk codec:"),
 )
 @click.option("--layers", default=None, help="Layers to keep, e.g. 0,4,8-12 (default: all).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--autocast",
-    type=click.Choice(["float16", "bfloat16"]),
+    type=choice(AUTOCASTS),
     default=None,
     help="Run forwards under autocast (GPU; faster, not exact; recorded in the store).",
 )

@@ -6,11 +6,20 @@ from pathlib import Path
 
 import click
 
-KINDS = ("kaldi", "lhotse", "csv", "dir", "iemocap", "librispeech", "voxceleb1", "mlsuperb")
+from featcache.cli.options import choice
+from featcache.importers import IMPORTERS
+
+HELP = f"""Convert SRC (a KIND corpus or manifest) into manifest OUT (.jsonl or .jsonl.gz).
+
+KIND is one of: {IMPORTERS.help_text()}.
+
+Options apply to the importers named in their help; data_manifests/README.md describes each
+source layout. Then check the result with `featcache manifest validate OUT`.
+"""
 
 
-@click.command("import")
-@click.argument("kind", type=click.Choice(KINDS))
+@click.command("import", help=HELP)
+@click.argument("kind", type=choice(IMPORTERS))
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--split", help="Split of every utterance (kaldi, lhotse, csv, dir; dir: 'auto').")
@@ -70,11 +79,7 @@ KINDS = ("kaldi", "lhotse", "csv", "dir", "iemocap", "librispeech", "voxceleb1",
 )
 @click.option("--absolute", is_flag=True, help="Write absolute audio paths.")
 def import_(kind: str, src: Path, out: Path, absolute: bool, **options) -> None:
-    """Convert SRC (a KIND corpus or manifest) into manifest OUT (.jsonl or .jsonl.gz).
-
-    Options apply to the importers named in their help; data_manifests/README.md describes each
-    source layout. Then check the result with `featcache manifest validate OUT`.
-    """
+    """Convert SRC into manifest OUT (the help text is HELP)."""
     from featcache.importers import import_manifest
 
     manifest = import_manifest(kind, src, out, absolute=absolute, **options)

@@ -1,4 +1,4 @@
-"""Click options shared by the commands that read a cache (probe, similarity, select, report...)."""
+"""Click options shared by several commands, and choices read from featcache's registries."""
 
 from __future__ import annotations
 
@@ -86,3 +86,13 @@ def manifest_option(what: str = "Labels"):
         type=click.Path(path_type=Path),
         help=f"{what} from this manifest instead of the cache's copy (matched by id).",
     )
+
+
+def choice(registry) -> click.Choice:
+    """The names of a :class:`featcache.registry.Registry` as a click choice."""
+    return click.Choice(registry.names())
+
+
+def described(registry, what: str) -> str:
+    """Help text: ``what`` followed by every name of ``registry`` with its description."""
+    return f"{what} {registry.help_text()}."

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+from featcache.analysis.registry import LEVELS, PROBE_TASKS
+from featcache.cli.options import (
+    cache_option,
+    choice,
+    manifest_option,
+    split_option,
+    upstreams_option,
+)
 
 
 @click.command("probe")
@@ -15,15 +22,15 @@ from featcache.cli.options import cache_option, manifest_option, split_option, u
 @click.option("--label", required=True, help="Manifest field to predict (e.g. speaker).")
 @click.option(
     "--task",
-    type=click.Choice(["auto", "classify", "regress"]),
-    default="auto",
+    type=choice(PROBE_TASKS),
+    default=PROBE_TASKS.default,
     show_default=True,
     help="auto: regress for many-valued numeric labels.",
 )
 @click.option(
     "--level",
-    type=click.Choice(["pooled", "frames"]),
-    default="pooled",
+    type=choice(LEVELS),
+    default=LEVELS.default,
     show_default=True,
     help="Probe utterance means (pooled/mean) or frames (utterance label per frame).",
 )
@@ -48,7 +55,7 @@ def probe(cache, upstreams, label, task, level, split, manifest, cv, max_frames,
     """Cross-validated linear probe (standardise + logistic/ridge regression) of every layer of
     every upstream in CACHE; prints a table and the best layer per upstream."""  # fmt: skip
     from featcache.analysis.text import format_probe
-    from featcache.pipelines.analyse import run_probe
+    from featcache.pipelines.probe import run_probe
 
     summary = run_probe(
         cache, label, upstreams=upstreams, task=task, level=level, split=split,

@@ -48,7 +48,7 @@ def report(
     zeroed), training curves and a results table.
 
     Extra arguments are more run folders: `--runs runs/*` works."""  # fmt: skip
-    from featcache.pipelines.analyse import run_report
+    from featcache.pipelines.report import run_report
 
     path = run_report(
         cache, out, runs=[*runs, *more_runs], upstreams=upstreams, probe=probe_dir,

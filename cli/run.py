@@ -65,7 +65,7 @@ def run(recipe: str, out, source, upstreams, cache, storage_options, dry_run: bo
 
 
 def _finish(result) -> None:
-    from featcache.pipelines.run import format_results
+    from featcache.analysis.text import format_results
 
     click.echo("")
     click.echo(format_results(result.runs))

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+from featcache.analysis.registry import PROBE_TASKS
+from featcache.cli.options import (
+    cache_option,
+    choice,
+    manifest_option,
+    split_option,
+    upstreams_option,
+)
 from featcache.train.config import DEFAULT_INTERFACE
 
 
@@ -16,8 +23,8 @@ from featcache.train.config import DEFAULT_INTERFACE
 @click.option("--label", required=True, help="Manifest field of the task (e.g. speaker).")
 @click.option(
     "--task",
-    type=click.Choice(["auto", "classify", "regress"]),
-    default="auto",
+    type=choice(PROBE_TASKS),
+    default=PROBE_TASKS.default,
     show_default=True,
     help="Probe task; auto: regress for many-valued numeric labels.",
 )
@@ -82,7 +89,7 @@ def select(
     the N best and N worst subsets and reports how well the score predicted their dev scores.
     """
     from featcache.analysis.text import format_select
-    from featcache.pipelines.analyse import run_select
+    from featcache.pipelines.selection import run_select
 
     result = run_select(
         cache, label, upstreams=upstreams, task=task, max_models=max_models, weight=weight,

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import cache_option, manifest_option, split_option, upstreams_option
+from featcache.analysis.registry import LEVELS
+from featcache.cli.options import (
+    cache_option,
+    choice,
+    manifest_option,
+    split_option,
+    upstreams_option,
+)
 
 
 @click.command("similarity")
@@ -14,8 +21,8 @@ from featcache.cli.options import cache_option, manifest_option, split_option, u
 @upstreams_option()
 @click.option(
     "--level",
-    type=click.Choice(["pooled", "frames"]),
-    default="pooled",
+    type=choice(LEVELS),
+    default=LEVELS.default,
     show_default=True,
     help="Compare utterance means, or frames aligned in time as training aligns them.",
 )
@@ -55,12 +62,12 @@ def similarity(
     """Linear CKA (computed in minibatches, memory independent of the number of frames) between
     every layer pair of every upstream pair in CACHE, over the utterances they share."""  # fmt: skip
     from featcache.analysis.text import format_similarity
-    from featcache.pipelines.analyse import run_similarity
+    from featcache.pipelines.similarity import run_similarity
 
     result = run_similarity(
         cache, upstreams=upstreams, level=level, split=split, manifest=manifest,
         max_frames=max_frames or None, seed=seed, max_bytes=max_memory * 2**20, out=out,
-        include_self=include_self, log=click.echo if level == "frames" else None,
+        include_self=include_self, log=click.echo,
     )  # fmt: skip
     click.echo(format_similarity(result))
     click.echo(f"wrote {out}/similarity.npz, similarity.json, similarity.png")

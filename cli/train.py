@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import CACHE, storage_option
-from featcache.train.config import DEFAULT_INTERFACE
+from featcache.cli.options import CACHE, choice, described, storage_option
+from featcache.fusion.registry import ALIGN_DIMS, INTERFACES
+from featcache.heads.registry import TASKS
+from featcache.train.config import LOADERS, NORMALIZATIONS, POOLED, PRECISIONS, TrainConfig
 
-INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, gumd, gumd:soft"
+DEFAULTS = TrainConfig()
 
 
 @click.command("train")
@@ -21,9 +23,11 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
 @click.option("-u", "--upstream", "upstreams", multiple=True,
               help="Upstream as given to extract, or its store name; repeat to fuse several "
                    "(default: every upstream in the cache).")  # fmt: skip
-@click.option("--task", type=click.Choice(["classify", "ctc"]), help="Head (default classify).")
+@click.option("--task", type=choice(TASKS),
+              help=described(TASKS, f"Head (default {DEFAULTS.task}):"))  # fmt: skip
 @click.option("--label", help="Manifest field to predict (default speaker; text for ctc).")
-@click.option("--interface", help=f"Fusion interface (default {DEFAULT_INTERFACE}): {INTERFACES}.")
+@click.option("--interface",
+              help=described(INTERFACES, f"Fusion interface (default {DEFAULTS.interface}):"))  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (rerun to resume).")
 @click.option("--manifest", type=click.Path(path_type=Path),
               help="Labels/splits from this manifest instead of CACHE/manifest.jsonl (by id).")  # fmt: skip
@@ -38,26 +42,25 @@ INTERFACES = "last, layer:K, ws, ws:ln, hconv, chconv, cls, concat, group-ws:K, 
 @click.option("--grad-accum", type=int, help="Batches per optimizer step (default 1).")
 @click.option("--seed", type=int, help="Random seed (default 0).")
 @click.option("--device", help="auto (default), cpu, cuda, cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-              help="Autocast precision (default auto: bf16 on CUDA, fp32 on CPU).")  # fmt: skip
+@click.option("--precision", type=choice(PRECISIONS),
+              help=described(PRECISIONS, f"Precision (default {DEFAULTS.precision}):"))  # fmt: skip
 @click.option("--num-workers", type=int, help="DataLoader worker processes (default 2).")
 @click.option(
     "--patience", type=int, help="Stop after this many epochs without a better dev score."
 )
 @click.option("--save-every", type=int, help="Also write last.pt every N optimizer steps.")
-@click.option("--align-dim", type=click.Choice(["interpolate", "project"]),
-              help="Multi-model hidden-size alignment (default interpolate, as the paper).")  # fmt: skip
-@click.option("--normalize", type=click.Choice(["global", "none"]),
-              help="Standardise each upstream/layer/dim with train-split mean/std before the "
-                   "interface (default global); none feeds raw features, as the paper.")  # fmt: skip
+@click.option("--align-dim", type=choice(ALIGN_DIMS),
+              help=described(ALIGN_DIMS, f"Multi-model hidden-size alignment (default "
+                                         f"{DEFAULTS.align_dim}):"))  # fmt: skip
+@click.option("--normalize", type=choice(NORMALIZATIONS),
+              help=described(NORMALIZATIONS, f"Inputs of the interface (default "
+                                             f"{DEFAULTS.normalize}):"))  # fmt: skip
 @click.option("--normalize-utterances", type=int,
               help="Training utterances sampled for the statistics (default 200).")  # fmt: skip
-@click.option("--pooled", type=click.Choice(["auto", "off"]),
-              help="auto (default): train on the stores' pooled means where that is exact "
-                   "(ws, last, layer:K with classify); off: always read frames.")  # fmt: skip
-@click.option("--loader", type=click.Choice(["blocks", "utterances"]),
-              help="blocks (default): read storage-order runs of utterances, shuffled by blocks "
-                   "and within a bounded buffer; utterances: one read per utterance.")  # fmt: skip
+@click.option("--pooled", type=choice(POOLED),
+              help=described(POOLED, f"Pooled shortcut (default {DEFAULTS.pooled}):"))  # fmt: skip
+@click.option("--loader", type=choice(LOADERS),
+              help=described(LOADERS, f"Reading frames (default {DEFAULTS.loader}):"))  # fmt: skip
 @click.option("--cache-in-memory",
               help="auto (default): hold the train/dev frames in memory when they fit half the "
                    "available memory; off; or a budget in GB.")  # fmt: skip

@@ -95,3 +95,16 @@ def fsync_dir(folder) -> None:
 def _fsync(file: Path) -> None:
     with open(file, "rb+") as f:
         os.fsync(f.fileno())
+
+
+def read_json(path, fix: str = "delete it and rerun the command that wrote it"):
+    """Read a JSON file featcache wrote; a damaged one is a one-line ConfigError saying ``fix``."""
+    from featcache.errors import ConfigError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: does not exist; {fix}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON ({e}); {fix}") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featcache.atomic import write_atomic
+from featcache.atomic import replacing, write_atomic
 from featcache.errors import ConfigError, DependencyError
 
 SAMPLE_RATE = 16000
@@ -272,6 +272,5 @@ def synthesize(voice: Voice, text: str, language: str, style: str, jitter, tmp: 
 def _write_wav(path: Path, wav: np.ndarray) -> None:
     import soundfile as sf
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    with replacing(path) as tmp:  # soundfile writes by name
+        sf.write(str(tmp), wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")

@@ -1,7 +1,7 @@
 """Errors a user can cause.
 
-Every class subclasses :class:`FeatcacheError`, and where a builtin fits it too (so ``except
-FileNotFoundError`` keeps working). Messages say what went wrong, where (file, line, utterance id)
+Every class subclasses :class:`FeatcacheError` and the builtin that fits it (as zarr's errors
+do), so ``except FileNotFoundError`` or ``except ValueError`` keeps working around featcache. Messages say what went wrong, where (file, line, utterance id)
 and what to do; the CLI prints them on one line and exits non-zero, without a traceback. Bugs raise
 ordinary exceptions.
 """
@@ -21,11 +21,11 @@ class AudioError(FeatcacheError, ValueError):
     """An audio file is missing, unreadable, empty, truncated or has an unusable segment."""
 
 
-class UpstreamError(FeatcacheError):
+class UpstreamError(FeatcacheError, LookupError):
     """An upstream model is unknown, cannot be reached, or its weights do not load completely."""
 
 
-class StoreError(FeatcacheError):
+class StoreError(FeatcacheError, ValueError):
     """A layer cache is missing, incomplete or incompatible with the request."""
 
 
@@ -37,17 +37,17 @@ class ConfigError(FeatcacheError, ValueError):
     """A command-line option, config file or recipe value is invalid."""
 
 
-class DependencyError(FeatcacheError):
-    """A system tool featcache needs (espeak-ng, chromium, ...) is not installed."""
+class DependencyError(FeatcacheError, RuntimeError):
+    """A system tool featcache needs (espeak-ng, chromium, ...) is not installed or fails."""
 
 
-class CheckpointError(FeatcacheError):
+class CheckpointError(FeatcacheError, ValueError):
     """A checkpoint file is damaged, or holds objects other than tensors and plain values."""
 
 
-class DiskFullError(FeatcacheError):
+class DiskFullError(FeatcacheError, OSError):
     """A write ran out of disk space (or quota); what it wrote was removed."""
 
 
-class LockedError(FeatcacheError):
+class LockedError(FeatcacheError, RuntimeError):
     """Another process holds the lock of the cache folder this command would write."""

@@ -31,19 +31,31 @@ class Entry:
     arg : str or None
         Metavar of the ``name:ARG`` argument, or None when the name takes none.
     check : callable or None
-        ``check(text) -> value`` parses the argument text; raises ConfigError when it is bad.
+        ``check(text_or_None) -> value`` parses the argument; raises ConfigError when it is bad.
+    optional : bool
+        The argument may be left out (``ws`` and ``ws:ln``); ``check`` then receives None.
     """
 
     name: str
     help: str
     value: Any = None
     arg: str | None = None
-    check: Callable[[str], Any] | None = None
+    check: Callable[[str | None], Any] | None = None
+    optional: bool = False
 
     @property
     def spelling(self) -> str:
-        """How a user writes it: ``ws`` or ``group-ws:K``."""
-        return f"{self.name}:{self.arg}" if self.arg else self.name
+        """How a user writes it: ``hconv``, ``group-ws:K`` or ``ws[:ln]``."""
+        if not self.arg:
+            return self.name
+        return f"{self.name}[:{self.arg}]" if self.optional else f"{self.name}:{self.arg}"
+
+    def load(self) -> Any:
+        """Import the ``"module:attribute"`` this entry's value names."""
+        import importlib
+
+        module, attr = str(self.value).split(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 class Registry:
@@ -60,15 +72,28 @@ class Registry:
     def __init__(self, kind: str, option: str | None = None):
         self.kind = kind
         self.option = option
+        self.default: str | None = None  # the name registered with default=True
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, help: str, value: Any = None, *, arg=None, check=None) -> Entry:
-        """Add a name; registering one twice is a bug."""
+    def register(
+        self, name: str, help: str, value: Any = None, *, arg=None, check=None, optional=False,
+        default=False,
+    ) -> Entry:  # fmt: skip
+        """Add a name; registering one twice is a bug. See :class:`Entry` for the fields.
+
+        ``default`` makes it the registry's default (what an option means when not given).
+        """
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        entry = Entry(name, help, value, arg, check)
+        entry = Entry(name, help, value, arg, check, optional)
         self._entries[name] = entry
+        if default:
+            self.default = name
         return entry
+
+    def remove(self, name: str) -> Entry:
+        """Take a name out again (a plug-in's or a test's entry)."""
+        return self._entries.pop(name)
 
     def __contains__(self, name) -> bool:
         return name in self._entries
@@ -102,18 +127,17 @@ class Registry:
         name, sep, arg = str(text).partition(":")
         entry = self.get(name.strip())
         where = f"{self.option or self.kind} {text!r}"
-        if entry.arg is None:
-            if sep:
-                raise ConfigError(f"{where}: {entry.name} takes no argument; write {entry.name}")
-            return entry, None
-        if not arg.strip():
+        arg = arg.strip() or None
+        if entry.arg is None and sep:
+            raise ConfigError(f"{where}: {entry.name} takes no argument; write {entry.name}")
+        if entry.arg is not None and arg is None and not entry.optional:
             raise ConfigError(f"{where}: write {entry.spelling} ({entry.help})")
         if entry.check is None:
-            return entry, arg.strip()
+            return entry, arg
         try:
-            return entry, entry.check(arg.strip())
+            return entry, entry.check(arg)
         except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
+            raise ConfigError(f"{where}: {e}; write {entry.spelling} ({entry.help})") from None
 
     def help_text(self) -> str:
         """``name: help`` for every entry, joined by "; " (for click help strings)."""
@@ -126,12 +150,27 @@ class Registry:
         return f"{where}: unknown {self.kind}{hint}; use one of {', '.join(self.spellings())}"
 
 
-def positive_int(text: str) -> int:
-    """Argument check: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise ConfigError(f"{value} must be at least 1")
-    return value
+def whole_number(minimum: int) -> Callable[[str | None], int]:
+    """Argument check: a whole number of at least ``minimum``."""
+
+    def check(text: str | None) -> int:
+        try:
+            value = int(str(text))
+        except ValueError:
+            raise ConfigError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise ConfigError(f"{value} is below {minimum}")
+        return value
+
+    return check
+
+
+def one_of(*words: str) -> Callable[[str | None], str | None]:
+    """Argument check for an optional word argument (``ws:ln``): None or one of ``words``."""
+
+    def check(text: str | None) -> str | None:
+        if text is not None and text not in words:
+            raise ConfigError(f"{text!r} is not {' or '.join(map(repr, words))}")
+        return text
+
+    return check

@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from featcache.atomic import write_json
+
 
 def layer_contribution(run, split: str = "dev", log=print) -> dict[str, Any]:
     """Dev-score drop of ``run``'s best checkpoint when each input layer is ablated.
@@ -72,7 +74,5 @@ def layer_contribution(run, split: str = "dev", log=print) -> dict[str, Any]:
             rows.append({"layer": int(layer), "score": score,
                          "drop": sign * (baseline - score)})  # fmt: skip
         out["layers"][reader.name] = rows
-    tmp = cached.with_name(f".{cached.name}.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(cached)
+    write_json(cached, out, indent=2)
     return out

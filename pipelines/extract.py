@@ -33,9 +33,9 @@ class ExtractConfig:
     manifest: Path
     upstreams: list[str]
     cache: Path | str  # a folder, or an fsspec URL (s3://bucket/prefix): Zarr only
-    format: str = "zarr"
-    dtype: str = "float16"
-    compression: str = "lz4"
+    format: str = FORMATS.default
+    dtype: str = DTYPES.default
+    compression: str = COMPRESSIONS.default
     layers: str | None = None
     device: str = "auto"
     autocast: str | None = None
@@ -201,7 +201,8 @@ def check_extract(config: ExtractConfig):
             )
         by_name[slug] = name
     manifest = Manifest.load(config.manifest)
-    resolve_autocast(config.autocast, resolve_device(config.device))
+    resolve_device(config.device)
+    resolve_autocast(config.autocast)
     layers = {}
     for name in config.upstreams:
         shape = inspect_upstream(name)
@@ -261,9 +262,11 @@ def _extract_one(config, cache: Cache, manifest, job: _StoreJob, client) -> Stor
             )
             for k in todo
         ]  # fmt: skip
-        run = _run_local if client is None else _run_dask
         bar = _Progress(jobs, config.progress, name)
-        run(upstream, jobs, client, bar)
+        if client is None:
+            _run_local(upstream, jobs, bar)
+        else:
+            _run_dask(client, jobs, bar)
         summary.audio_seconds, summary.forward_seconds = bar.seconds, bar.forward_seconds
         summary.parts_computed = len(todo)
         done = builder.finalize()
@@ -277,7 +280,7 @@ def _extract_one(config, cache: Cache, manifest, job: _StoreJob, client) -> Stor
     return summary
 
 
-def _run_local(upstream, jobs, client, bar) -> None:
+def _run_local(upstream, jobs, bar) -> None:
     import torch
 
     pending = None
@@ -298,7 +301,7 @@ def _run_local(upstream, jobs, client, bar) -> None:
         bar.close()
 
 
-def _run_dask(upstream, jobs, client, bar) -> None:
+def _run_dask(client, jobs, bar) -> None:
     from distributed import KilledWorker, as_completed
 
     run_id = uuid.uuid4().hex[:8]  # keys stay unique when several runs share a scheduler
@@ -423,18 +426,15 @@ def _threads_per_process(config: ExtractConfig) -> int:
 
 
 def _check_options(config: ExtractConfig) -> None:
-    if config.format not in FORMATS:
-        raise ConfigError(f"--format {config.format!r}: use one of {', '.join(FORMATS)}")
+    for registry, value in ((FORMATS, config.format), (DTYPES, config.dtype),
+                            (COMPRESSIONS, config.compression)):  # fmt: skip
+        registry.get(value)
     if is_url(config.cache) and not str(config.cache).startswith("file://"):
         if config.format != "zarr":
             raise ConfigError(
                 f"--format {config.format} with --cache {config.cache}: object storage has no "
                 f"in-place file updates, which an HDF5 file needs; use --format zarr for a URL"
             )
-    if config.dtype not in DTYPES:
-        raise ConfigError(f"--dtype {config.dtype!r}: use one of {', '.join(DTYPES)}")
-    if config.compression not in COMPRESSIONS:
-        raise ConfigError(f"--compression {config.compression!r}: use one of {COMPRESSIONS}")
     if config.workers is not None and config.scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other; pass one of them")
     if config.workers is not None and config.workers < 1:

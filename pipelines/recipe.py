@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from featcache.errors import ConfigError
+from featcache.importers import IMPORTERS
+from featcache.store import DTYPES, FORMATS
+from featcache.train.config import TrainConfig
 
-TRAIN_KEYS = {  # TrainConfig fields a recipe may set (cache/out/upstreams are the recipe's)
-    "task", "label", "interface", "split_field", "epochs", "max_steps", "batch_frames", "lr",
-    "interface_lr", "weight_decay", "grad_accum", "grad_clip", "seed", "device", "precision",
-    "num_workers", "patience", "save_every", "align_dim", "normalize", "normalize_utterances",
-}  # fmt: skip
+# TrainConfig fields a recipe may set (cache/out/upstreams/manifest are the recipe's own)
+TRAIN_KEYS = frozenset(TrainConfig.training_options())
 
 
 @dataclass
@@ -58,8 +58,8 @@ class DataSpec:
 @dataclass
 class ExtractSpec:
     upstreams: list[str]
-    format: str = "zarr"
-    dtype: str = "float16"
+    format: str = FORMATS.default
+    dtype: str = DTYPES.default
     layers: str | None = None
     device: str = "auto"
     batch_seconds: float = 30.0
@@ -189,6 +189,10 @@ def _data(t: dict, root: Path, where: str, source) -> DataSpec:
         return DataSpec("manifest", manifest=_given(source) or _path(t["manifest"], root))
     if source is None and "source" not in t:
         raise ConfigError(f"{where}: importer {t['importer']!r} needs source = PATH (or --source)")
+    try:
+        IMPORTERS.get(str(t["importer"]))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     return DataSpec("import", importer=str(t["importer"]), source=_given(source) or _path(t["source"], root),
                     options=dict(t.get("options", {})))  # fmt: skip
 
@@ -212,6 +216,12 @@ def _extract(t: dict, where: str, upstreams) -> ExtractSpec:
         values["upstreams"] = list(upstreams)
     if not values.get("upstreams"):
         raise ConfigError(f"{where}: upstreams = [...] is required")
+    for registry, key in ((FORMATS, "format"), (DTYPES, "dtype")):
+        if key in values:
+            try:
+                registry.get(values[key])
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
     return ExtractSpec(**values)
 
 
@@ -227,6 +237,10 @@ def _runs(t: dict, where: str) -> list[RunSpec]:
         if isinstance(ups, str) and ups not in ("all", "first", "each"):
             ups = [ups]
         options = {**defaults, **{k: v for k, v in r.items() if k not in ("name", "upstreams")}}
+        try:  # names and values checked against the registries now, not after extraction
+            TrainConfig.from_dict(options, f"{where} run {r['name']!r}")
+        except ConfigError as e:
+            raise ConfigError(f"{where} run {r['name']!r}: {e}") from None
         runs.append(RunSpec(str(r["name"]), ups, options))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):

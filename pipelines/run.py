@@ -2,34 +2,38 @@
 
 Stages and where they write (under the recipe's ``out`` folder):
 
-==========  ==============================  =========================================
-stage       output                          done when
-==========  ==============================  =========================================
-data        corpus/ or manifest.jsonl       the manifest exists
-extract     cache/<upstream>.zarr           every manifest utterance is stored or failed
-train       runs/<name>/                    runs/<name>/summary.json exists
-probe       analysis/probe/                 probe.json exists
-similarity  analysis/similarity/            similarity.npz exists
-select      analysis/select/                selection.json exists
-report      report.html                     always rewritten (cheap)
-==========  ==============================  =========================================
+==========  ==============================  ===============================================
+stage       output                          done marker (written last, atomically)
+==========  ==============================  ===============================================
+data        corpus/ or manifest.jsonl       the manifest
+extract     cache/<upstream>.zarr           the store's attrs: complete, this manifest's sha
+train       runs/<name>/                    runs/<name>/summary.json
+probe       analysis/probe/                 probe.json
+similarity  analysis/similarity/            similarity.json
+select      analysis/select/                selection.json
+report      report.html                     none: always rewritten (cheap)
+==========  ==============================  ===============================================
 
-Interrupting a recipe and running it again continues where it stopped: each stage either is
-complete, or resumes from its own checkpoints (extraction parts, training checkpoints).
+Every stage writes its marker after all its other outputs, and :func:`plan` checks exactly that
+marker, so interrupting a recipe at any moment and running it again continues where it stopped:
+each stage either is complete, or resumes from its own checkpoints (extraction parts, training
+checkpoints) or starts over (analyses). ``tests/test_run_kill.py`` kills ``featcache run``
+between every pair of outputs and checks that the rerun completes with the same results.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featcache.atomic import write_atomic, write_json
+from featcache.analysis.text import format_results, results_rows
+from featcache.atomic import read_json, write_atomic, write_json
 from featcache.errors import ConfigError, FeatcacheError
 from featcache.pipelines.recipe import Recipe
+from featcache.pipelines.train import DONE as TRAIN_DONE
 
 Log = Callable[[str], None]
 
@@ -75,7 +79,9 @@ def analysis_dir(recipe: Recipe, what: str) -> Path:
 
 # --- planning ----------------------------------------------------------------------------------
 def plan(recipe: Recipe) -> list[StageStatus]:
-    """What each stage would do now: done or to do, without doing anything."""
+    """What each stage would do now: done (its marker exists) or to do, without doing anything."""
+    from featcache.pipelines import probe, selection, similarity
+
     a = recipe.analyse
     stages = [StageStatus("data", str(manifest_path(recipe)), manifest_path(recipe).exists())]
     stages += [
@@ -83,44 +89,32 @@ def plan(recipe: Recipe) -> list[StageStatus]:
         for u in recipe.extract.upstreams
     ]
     stages += [
-        StageStatus(
-            "train",
-            str(run_dir(recipe, r.name)),
-            (run_dir(recipe, r.name) / "summary.json").exists(),
-        )
+        StageStatus("train", str(run_dir(recipe, r.name)),
+                    (run_dir(recipe, r.name) / TRAIN_DONE).exists())
         for r in recipe.runs
-    ]
-    if a.label and a.probe:
-        p = analysis_dir(recipe, "probe")
-        stages.append(StageStatus("probe", str(p), (p / "probe.json").exists()))
-    if a.similarity:
-        p = analysis_dir(recipe, "similarity")
-        stages.append(StageStatus("similarity", str(p), (p / "similarity.npz").exists()))
-    if a.label and a.select and len(recipe.extract.upstreams) > 1:
-        p = analysis_dir(recipe, "select")
-        stages.append(StageStatus("select", str(p), (p / "selection.json").exists()))
+    ]  # fmt: skip
+    analyses = [("probe", probe.DONE, bool(a.label and a.probe)),
+                ("similarity", similarity.DONE, a.similarity),
+                ("select", selection.DONE,
+                 bool(a.label and a.select and len(recipe.extract.upstreams) > 1))]  # fmt: skip
+    for name, marker, wanted in analyses:
+        if wanted:
+            p = analysis_dir(recipe, name)
+            stages.append(StageStatus(name, str(p), (p / marker).exists()))
     if a.report:
         stages.append(StageStatus("report", str(recipe.out / "report.html"), False))
     return stages
 
 
 def _extract_done(recipe: Recipe, upstream: str) -> bool:
-    """True when the store of ``upstream`` accounts for every utterance of the manifest."""
+    """Extract's marker: the store of ``upstream`` is complete for the recipe's manifest."""
     from featcache.manifest import Manifest
+    from featcache.store import Cache
 
     manifest = manifest_path(recipe)
     if not manifest.exists():
         return False
-    try:
-        from featcache.store import open_cache
-
-        reader = open_cache(cache_dir(recipe), upstream)
-        try:
-            return len(reader.utterances) + len(reader.errors) == len(Manifest.load(manifest))
-        finally:
-            reader.close()
-    except FeatcacheError:
-        return False
+    return Cache(cache_dir(recipe)).is_built(upstream, Manifest.load(manifest))
 
 
 # --- checking ----------------------------------------------------------------------------------
@@ -183,7 +177,7 @@ def _check_upstreams(recipe: Recipe) -> tuple[dict[str, list[int]], list[str]]:
 
 def _check_run(recipe: Recipe, run, kept) -> list[str]:
     """A run's upstreams, task and interface, against the layers extract will keep."""
-    from featcache.fusion.registry import parse_name
+    from featcache.fusion.registry import ALIGN_DIMS, check_fits, selected_layers
     from featcache.heads.registry import TASKS
     from featcache.pipelines.train import check_interface
     from featcache.train.config import DEFAULT_INTERFACE, DEFAULT_TASK
@@ -199,23 +193,21 @@ def _check_run(recipe: Recipe, run, kept) -> list[str]:
         return problems  # reported under extract
     interface = run.options.get("interface", DEFAULT_INTERFACE)
     try:
-        base, arg = parse_name(interface)
-        shapes = []
-        for n in names:
-            layers, hidden = kept[n]
-            if base == "layer" and int(arg) not in layers:
-                raise ConfigError(f"layer {arg} of {n!r} is not among the kept layers {layers}")
-            shapes.append((1 if base in ("last", "layer") else len(layers), hidden))
-        check_interface("last" if base == "layer" else interface, shapes,
-                        run.options.get("align_dim", "interpolate"))  # fmt: skip
+        stored = [kept[n][0] for n in names]
+        layers = selected_layers(interface, stored, names) or stored  # last/layer:K: one layer
+        shapes = [(len(sel), kept[n][1]) for sel, n in zip(layers, names, strict=True)]
+        check_fits(interface, shapes)
+        check_interface(interface, shapes, run.options.get("align_dim", ALIGN_DIMS.default), layers)
     except FeatcacheError as e:
         problems.append(f"{where}: interface {interface!r}: {e}")
     return problems
 
 
 def _check_labels(recipe: Recipe, manifest) -> list[str]:
+    from featcache.train.config import TrainConfig
+
     problems = []
-    wanted = {(r.name, r.options.get("label", "speaker")) for r in recipe.runs}
+    wanted = {(r.name, r.options.get("label", TrainConfig().label)) for r in recipe.runs}
     if recipe.analyse.label:
         wanted.add(("analyse", recipe.analyse.label))
     fields = set(manifest.fields())
@@ -265,8 +257,8 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
         )
     for run in recipe.runs:
         stage("train", str(run_dir(recipe, run.name)), lambda r=run: _train(recipe, r, log))
-        summary = run_dir(recipe, run.name) / "summary.json"
-        result.runs.append({"name": run.name, **json.loads(summary.read_text())})
+        summary = run_dir(recipe, run.name) / TRAIN_DONE
+        result.runs.append({"name": run.name, **read_json(summary)})
     a = recipe.analyse
     keys = {s.stage for s in statuses.values()}
     if "probe" in keys:
@@ -278,7 +270,7 @@ def run_recipe(recipe: Recipe, log: Log = print) -> RecipeResult:
     if "select" in keys:
         stage("select", str(analysis_dir(recipe, "select")), lambda: _select(recipe, log))
     if a.report:
-        stage("report", str(recipe.out / "report.html"), lambda: _report(recipe, result, log))
+        stage("report", str(recipe.out / "report.html"), lambda: _report(recipe, log))
         result.report = recipe.out / "report.html"
     write_results(recipe, result)
     log(f"recipe {recipe.name} finished in {time.perf_counter() - started:.1f} s")
@@ -334,7 +326,7 @@ def _train(recipe: Recipe, run, log: Log) -> str:
 
 def _probe(recipe: Recipe, log: Log) -> str:
     from featcache.analysis.text import format_probe
-    from featcache.pipelines.analyse import run_probe
+    from featcache.pipelines.probe import run_probe
 
     a = recipe.analyse
     found = run_probe(cache_dir(recipe), a.label, task=a.task, out=analysis_dir(recipe, "probe"))
@@ -344,7 +336,7 @@ def _probe(recipe: Recipe, log: Log) -> str:
 
 def _similarity(recipe: Recipe, log: Log) -> str:
     from featcache.analysis.text import format_similarity
-    from featcache.pipelines.analyse import run_similarity
+    from featcache.pipelines.similarity import run_similarity
 
     a = recipe.analyse
     found = run_similarity(
@@ -356,7 +348,7 @@ def _similarity(recipe: Recipe, log: Log) -> str:
 
 def _select(recipe: Recipe, log: Log) -> str:
     from featcache.analysis.text import format_select
-    from featcache.pipelines.analyse import run_select
+    from featcache.pipelines.selection import run_select
 
     a = recipe.analyse
     found = run_select(
@@ -367,117 +359,24 @@ def _select(recipe: Recipe, log: Log) -> str:
     return ""
 
 
-def _report(recipe: Recipe, result: RecipeResult, log: Log) -> str:
-    from featcache.pipelines.analyse import run_report
+def _report(recipe: Recipe, log: Log) -> str:
+    from featcache.pipelines import probe, selection, similarity
+    from featcache.pipelines.report import run_report
 
-    probe = analysis_dir(recipe, "probe")
-    similarity = analysis_dir(recipe, "similarity")
-    selection = analysis_dir(recipe, "select")
+    def done(what, module):
+        folder = analysis_dir(recipe, what)
+        return folder if (folder / module.DONE).exists() else None
+
     run_report(
         cache_dir(recipe), recipe.out / "report.html",
         runs=[run_dir(recipe, r.name) for r in recipe.runs],
-        probe=probe if (probe / "probe.json").exists() else None,
-        similarity=similarity if (similarity / "similarity.npz").exists() else None,
-        selection=selection if (selection / "selection.json").exists() else None,
-        log=log,
+        probe=done("probe", probe), similarity=done("similarity", similarity),
+        selection=done("select", selection), log=log,
     )  # fmt: skip
     return ""
 
 
 # --- results -----------------------------------------------------------------------------------
-def results_rows(runs: list[dict]) -> list[dict]:
-    """One row per training run: upstreams, interface, dev/test metrics, parameter counts."""
-    rows = []
-    for s in runs:
-        metrics = s.get("metrics", {})
-        rows.append(
-            {
-                "run": s["name"],
-                "upstreams": "+".join(s.get("upstreams", [])),
-                "interface": s.get("interface", ""),
-                "label": s.get("label", ""),
-                "dev": metrics.get("dev", {}),
-                "test": metrics.get("test", {}),
-                "params": s.get("params", {}),
-            }
-        )
-    return rows
-
-
-def format_results(runs: list[dict]) -> str:
-    """A plain-text table of the runs' dev and test metrics."""
-    rows = results_rows(runs)
-    if not rows:
-        return "(no training runs)"
-    metric_names = [
-        m
-        for m in ("accuracy", "macro_f1", "wer", "cer")
-        if any(m in r["test"] or m in r["dev"] for r in rows)
-    ]
-    header = (
-        ["run", "upstreams", "interface"]
-        + [f"dev {m}" for m in metric_names]
-        + [f"test {m}" for m in metric_names]
-        + ["interface params", "what it shows"]
-    )
-    table = [header]
-    notes = comparisons(rows, metric_names[0])
-    for r in rows:
-        table.append(
-            [r["run"], r["upstreams"], r["interface"]]
-            + [_fmt(r["dev"].get(m)) for m in metric_names]
-            + [_fmt(r["test"].get(m)) for m in metric_names]
-            + [f"{r['params'].get('interface', '')}", notes.get(r["run"], "")]
-        )
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def comparisons(rows: list[dict], metric: str) -> dict[str, str]:
-    """What each run's score says, by the comparison that isolates one change.
-
-    A single-model run with another interface than ``ws`` is compared with ``ws`` on the same
-    upstream (the interface's effect); a multi-model run with the best single-model run of the
-    same interface by dev score (``chconv``: ``hconv``, which it is on one model; any interface
-    when there is none): what fusion adds over choosing the best model alone, the comparison the
-    paper's claim rests on. Differences are in test ``metric``; the reference is chosen on dev.
-    """
-    lower = metric in ("wer", "cer")
-    single = [r for r in rows if "+" not in r["upstreams"] and metric in r["dev"]]
-    notes = {}
-    for r in rows:
-        if metric not in r["test"]:
-            continue
-        if "+" not in r["upstreams"]:
-            ref = [s for s in single if s["upstreams"] == r["upstreams"] and s["interface"] == "ws"]
-            if r["interface"] != "ws" and ref:
-                notes[r["run"]] = _delta(r, ref[0], metric, f"{r['interface']} vs ws", lower)
-            continue
-        same = [s for s in single if s["interface"] == _single_form(r["interface"])]
-        if same or single:
-            best = (min if lower else max)(same or single, key=lambda s: s["dev"][metric])
-            notes[r["run"]] = _delta(r, best, metric, "fusion vs best single", lower)
-    return notes
-
-
-def _single_form(interface: str) -> str:
-    """The interface a fusion reduces to on one model (CHConv of one model is HConv)."""
-    return "hconv" if interface == "chconv" else interface
-
-
-def _delta(run: dict, ref: dict, metric: str, what: str, lower: bool) -> str:
-    d = run["test"][metric] - ref["test"][metric]
-    better = d < 0 if lower else d > 0
-    verdict = "better" if better and abs(d) > 1e-9 else "worse" if abs(d) > 1e-9 else "same"
-    return f"{what} ({ref['run']}): {d:+.4f} test {metric}, {verdict}"
-
-
-def _fmt(v) -> str:
-    return "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
 def write_results(recipe: Recipe, result: RecipeResult) -> None:
     write_atomic(recipe.out / "results.txt", format_results(result.runs) + "\n")
     write_json(recipe.out / "results.json", results_rows(result.runs), indent=2)

@@ -18,34 +18,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from featcache.atomic import write_json
+from featcache.analysis.text import results_line
+from featcache.atomic import read_json, write_atomic, write_json
 from featcache.errors import ConfigError
 from featcache.train.config import TrainConfig
 
 Log = Callable[[str], None]
+DONE = "summary.json"  # written last: marks a run folder finished
 
 
-def layer_selection(interface: str, readers: list) -> tuple[str, list[list[int] | None]]:
-    """For ``last``/``layer:K`` read only that layer (the interface then sees one layer)."""
-    from featcache.fusion import parse_name
+def layer_selection(interface: str, readers: list) -> list[list[int] | None]:
+    """For ``last``/``layer:K``, read only that model layer of each store (else None each)."""
+    from featcache.fusion import selected_layers
 
-    base, arg = parse_name(interface)
-    if base not in ("last", "layer"):
-        return interface, [None] * len(readers)
-    selected = []
-    for reader in readers:
-        layer = reader.layers[-1] if base == "last" else int(arg)
-        if layer not in reader.layers:
-            raise ConfigError(
-                f"interface {interface}: layer {layer} is not stored in {reader.path} "
-                f"(stored: {reader.layers}); choose another layer or re-extract with it"
-            )
-        selected.append([layer])
-    return "last", selected
+    picked = selected_layers(interface, [r.layers for r in readers], [str(r.path) for r in readers])
+    return picked if picked is not None else [None] * len(readers)
 
 
 def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) -> dict:
-    """Readers, the manifest, the joined utterances and the fitted task: what a run is about."""
+    """Readers, layers, the manifest, the joined utterances and the fitted task of a run.
+
+    The interface is checked against the stores' shapes before the manifest is read.
+    """
+    from featcache.fusion.registry import check_fits
     from featcache.heads import build_task
     from featcache.manifest import Manifest
     from featcache.store import Cache
@@ -53,6 +48,12 @@ def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) 
 
     cache = Cache.open(config.cache, config.storage_options or None)
     readers = list(cache.readers(config.upstreams, chunk_cache=config.chunk_cache).values())
+    layers = layer_selection(config.interface, readers)
+    shapes = [(len(sel) if sel else r.num_layers, r.hidden_size)
+              for r, sel in zip(readers, layers, strict=True)]  # fmt: skip
+    stored = [sel or r.layers for r, sel in zip(readers, layers, strict=True)]
+    check_fits(config.interface, shapes)  # one-line errors before the data is read
+    check_interface(config.interface, shapes, config.align_dim, stored)
     manifest = Manifest.load(config.manifest) if config.manifest else cache.manifest()
     joined = join_caches(readers, manifest, config.label, config.split_field)
     for line in joined.warnings():
@@ -65,7 +66,8 @@ def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) 
         task.fit(train_labels)
     else:
         task.load_state(task_state)
-    return {"readers": readers, "joined": joined, "task": task}
+    return {"readers": readers, "joined": joined, "task": task, "layers": layers,
+            "shapes": shapes, "stored": stored}  # fmt: skip
 
 
 def prepare(
@@ -91,12 +93,7 @@ def prepare(
 
     data = data or resolve_data(config, log, task_state)
     readers, joined, task = data["readers"], data["joined"], data["task"]
-    interface_name, layers = layer_selection(config.interface, readers)
-    shapes = [
-        (len(sel) if sel else r.num_layers, r.hidden_size)
-        for r, sel in zip(readers, layers, strict=True)
-    ]
-    check_interface(interface_name, shapes, config.align_dim)
+    layers, shapes, stored = data["layers"], data["shapes"], data["stored"]
     data_path = choose_data_path(config, readers, joined)
     frame_sets = {}
     for split, ids in joined.ids.items():
@@ -128,7 +125,7 @@ def prepare(
                 zip([r.name for r in readers], normalize.describe(), strict=True)
             )
     seed_everything(config.seed)
-    interface = build_interface(interface_name, shapes, config.align_dim)
+    interface = build_interface(config.interface, shapes, config.align_dim, stored)
     model = FusionModel(interface, task.build_head(interface.output_dim), normalize)
     return {
         "readers": readers,
@@ -157,16 +154,20 @@ def choose_data_path(config: TrainConfig, readers: list, joined) -> dict[str, An
             "reason": f"{config.interface} + {config.task} are linear up to mean pooling"}  # fmt: skip
 
 
-def check_interface(name: str, shapes: list[tuple[int, int]], align_dim: str) -> None:
+def check_interface(
+    name: str, shapes: list[tuple[int, int]], align_dim: str, layers: list[list[int]] | None = None
+) -> None:
     """Build the interface on the meta device: a name that does not fit the stores' shapes
-    (``layer:20`` of a 13-layer model, ``group-ws:8`` of 3 layers) fails before any work."""
+    (``layer:20`` of a 13-layer model, ``group-ws:8`` of 3 layers) fails before any work.
+
+    ``layers``: the model layer indices each input holds (see ``build_interface``)."""
     import torch
 
     from featcache.fusion import build_interface
 
     try:
         with torch.device("meta"):
-            build_interface(name, shapes, align_dim)
+            build_interface(name, shapes, align_dim, layers)
     except (ValueError, RuntimeError, KeyError, IndexError) as exc:
         if isinstance(exc, ConfigError):
             raise
@@ -219,7 +220,7 @@ def check_identity(out: Path, config: TrainConfig, identity: dict) -> bool:
             f"{out} holds a run with a different config ({changed} changed); use another "
             "--out, or --overwrite to start over"
         )
-    return (out / "summary.json").exists()
+    return (out / DONE).exists()
 
 
 def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dict[str, Any]:
@@ -246,7 +247,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         data = resolve_data(config, main_log)  # user errors surface before the run folder exists
         identity = run_identity(config, data["readers"], data["joined"], data["task"])
         if not overwrite and check_identity(out, config, identity):
-            summary = json.loads((out / "summary.json").read_text())
+            summary = read_json(out / DONE, "use another --out, or --overwrite to start over")
             main_log(f"{out} is already complete")
             main_log(results_line(summary))
             return summary
@@ -261,8 +262,11 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
             shutil.rmtree(out)  # a run folder (checked above), now that every input is valid
         barrier(dist)
         out.mkdir(parents=True, exist_ok=True)
+        saved = out / "config.json"
+        text = json.dumps(config.to_dict(), indent=2) + "\n"
         if dist.is_main:  # paths as given now: evaluate finds a moved cache from here
-            write_json(out / "config.json", config.to_dict(), indent=2)
+            if not (saved.exists() and saved.read_text() == text):
+                write_atomic(saved, text)  # a resumed run leaves an equal config.json alone
             write_json(out / FILE, identity, indent=2, default=str)
         extra = {"shapes": parts["shapes"], "upstreams": [r.name for r in parts["readers"]]}
         trainer = Trainer(config, parts["model"], parts["task"], parts["datasets"], out, dist,
@@ -275,7 +279,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
         summary = make_summary(config, parts, metrics, best, state, trainer, dist.world_size)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         if dist.is_main:
-            write_json(out / "summary.json", summary, indent=2)
+            write_json(out / DONE, summary, indent=2)  # last: marks the run finished
         main_log(results_line(summary))
         return summary
     finally:
@@ -316,34 +320,6 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
     return summary
 
 
-def results_line(summary: dict[str, Any]) -> str:
-    """One line: the run's interface, upstreams and dev/test metrics."""
-    parts = [f"results: interface={summary['interface']}",
-             f"upstreams={'+'.join(summary['upstreams'])}",
-             f"task={summary['task']}:{summary['label']}"]  # fmt: skip
-    for split, values in summary["metrics"].items():
-        parts.append(" ".join(f"{split}_{k}={v:.4f}" for k, v in values.items()))
-    parts.append(f"params={summary['params']['interface']}+{summary['params']['head']}")
-    return " ".join(parts)
-
-
-def results_table(summaries: list[dict[str, Any]], split: str = "test") -> str:
-    """A plain-text table of several runs: interface, upstreams, task and ``split`` metrics."""
-    metric_names = sorted({k for s in summaries for k in s["metrics"].get(split, {})})
-    header = ["interface", "upstreams", "task", *[f"{split} {m}" for m in metric_names],
-              "interface params"]  # fmt: skip
-    rows = [
-        [s["interface"], "+".join(s["upstreams"]), f"{s['task']}:{s['label']}",
-         *[f"{s['metrics'].get(split, {}).get(m, float('nan')):.4f}" for m in metric_names],
-         str(s["params"]["interface"])]
-        for s in summaries
-    ]  # fmt: skip
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *rows]]  # fmt: skip
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
-
-
 def evaluate_run(
     run: str | Path,
     split: str = "test",
@@ -376,9 +352,7 @@ def write_predictions(path: Path, ids, refs, preds, task) -> None:
     for utt, ref, hyp in zip(ids, refs, preds, strict=True):
         ref = normalise_text(ref) if task.name == "ctc" else ref
         lines.append(json.dumps({"id": utt, "ref": ref, "hyp": hyp}) + "\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(lines))
-    tmp.replace(path)
+    write_atomic(path, "".join(lines))
 
 
 def _clip(text, width: int = 70) -> str:
@@ -401,7 +375,7 @@ def load_run_for_scoring(run, split: str, log: Log = print, device: str | None =
     if not (run / "best.pt").exists() or not (run / "config.json").exists():
         raise ConfigError(f"{run}: not a training run folder (no best.pt/config.json); "
                           "run `featcache train --out RUN` first")  # fmt: skip
-    values = json.loads((run / "config.json").read_text())
+    values = read_json(run / "config.json", "retrain the run with `featcache train`")
     values.setdefault("normalize", "none")  # runs from before input normalisation existed
     config = TrainConfig.from_dict(values)
     if device is not None:

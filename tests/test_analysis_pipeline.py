@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from featcache.analysis.synthetic import PLANTED_BEST_LAYERS, write_planted_cache
 from featcache.cli.main import cli
 from featcache.errors import ConfigError, StoreNotFoundError
 from featcache.pipelines.analyse import run_probe, run_select, run_similarity
+from featcache.testing.planted import PLANTED_BEST_LAYERS, write_planted_cache
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from featcache.analysis.synthetic import write_planted_cache
 from featcache.cli.main import cli
+from featcache.testing.planted import write_planted_cache
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

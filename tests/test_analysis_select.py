@@ -66,3 +66,18 @@ def test_subset_size_below_one_and_negative_weight_are_user_errors():
     features, y = planted_upstreams(n=40)
     with pytest.raises(ConfigError, match="--max-models"):  # refused before any probe runs
         UpstreamSelector(max_models=0).fit(features, y)
+
+
+def test_selector_is_a_scikit_learn_estimator():
+    from sklearn.base import clone
+
+    features, y = planted_upstreams()
+    sel = UpstreamSelector(max_models=2, cv=4, weight=0.5)
+    twin = clone(sel)
+    assert twin is not sel and twin.get_params() == sel.get_params()
+    assert sel.get_params()["weight"] == 0.5
+    # set_params takes effect: single models only, ranked by strength
+    sel.set_params(weight=0.0, max_models=1).fit(features, y)
+    assert [len(r.upstreams) for r in sel.ranking_] == [1, 1, 1]
+    assert sel.ranking_[0].score == max(sel.strength_.values())
+    assert "UpstreamSelector(" in repr(sel) and "weight=0.0" in repr(sel)

@@ -103,7 +103,7 @@ def test_a_full_disk_is_one_line_leaves_no_temporary_file_and_resumes(
 
 
 def test_a_full_disk_during_a_checkpoint_write_resumes_to_the_clean_result(tmp_path):
-    from featcache.analysis.synthetic import write_planted_cache
+    from featcache.testing.planted import write_planted_cache
 
     cache = write_planted_cache(tmp_path / "cache")
     args = ["train", "--cache", cache, "-u", "ssl-a", "--epochs", "3", "--num-workers", "0",

@@ -172,7 +172,11 @@ def test_multi_model_hconv_sums_aligned_models():
 
 
 def test_unknown_interface_is_a_config_error():
-    with pytest.raises(ConfigError, match="unknown or malformed interface 'hconf'"):
+    with pytest.raises(ConfigError, match="'hconf': unknown interface .did you mean hconv"):
         build_interface("hconf", [(3, 8)])
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="write group-ws:K"):
         build_interface("group-ws", [(3, 8)])
+    with pytest.raises(ConfigError, match="'ws:xx'.*'xx' is not 'ln'"):
+        build_interface("ws:xx", [(3, 8)])
+    with pytest.raises(ConfigError, match="hconv takes no argument"):
+        build_interface("hconv:2", [(3, 8)])

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from featcache.analysis.synthetic import PLANTED_BEST_LAYERS, write_planted_cache
 from featcache.pipelines.contribution import layer_contribution
 from featcache.pipelines.train import load_run_for_scoring, train
+from featcache.testing.planted import PLANTED_BEST_LAYERS, write_planted_cache
 from featcache.train.config import TrainConfig
 
 

@@ -47,12 +47,14 @@ def test_paper_recipes_validate_on_fake_layouts(recipe, make_layout, tmp_path):
     done = _cli(*args, env=empty)
     assert done.returncode == 1 and "recipe is valid" not in done.stdout
     for name in load_recipe(RECIPES / f"{recipe}.toml").extract.upstreams:
-        hub_id = REGISTRY[name]
+        hub_id = REGISTRY[name].value
         assert f"problem: extract: upstream {hub_id!r} is not in the local model-hub cache" in (
             done.stdout
         )
     # the same recipe with the paper's upstreams in the hub cache (tiny stand-ins) is valid
-    hub = fake_hub_cache(tmp_path / "hub", {REGISTRY[n]: n.split("-")[0] for n in PAPER_UPSTREAMS})
+    hub = fake_hub_cache(
+        tmp_path / "hub", {REGISTRY[n].value: n.split("-")[0] for n in PAPER_UPSTREAMS}
+    )
     done = _cli(*args, env=dict(empty, HF_HUB_CACHE=str(hub)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "recipe is valid" in done.stdout
@@ -165,7 +167,10 @@ def test_dry_run_checks_layers_and_interfaces_against_each_upstream(tmp_path):
     recipe.write_text(text.replace('interface = "chconv"', 'interface = "group-ws:9"'))
     done = _cli("run", str(recipe), "--out", str(tmp_path / "o"), "--dry-run")
     assert done.returncode == 1
-    assert "interface 'group-ws:9'" in done.stdout and "K <= 3" in done.stdout
+    assert (
+        "interface 'group-ws:9'" in done.stdout
+        and "an upstream has 1; use group-ws:K with K <= 1" in done.stdout
+    )
     recipe.write_text(text.replace("[extract]", '[extract]\nlayers = "0-5"'))
     done = _cli("run", str(recipe), "--out", str(tmp_path / "o"), "--dry-run")
     assert done.returncode == 1 and "--layers '0-5'" in done.stdout

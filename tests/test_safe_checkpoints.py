@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from featcache.analysis.synthetic import write_planted_cache
 from featcache.cli.main import main
+from featcache.testing.planted import write_planted_cache
 from featcache.train import checkpoint
 
 

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from featcache.analysis.synthetic import write_planted_cache
 from featcache.errors import ConfigError
 from featcache.pipelines.train import train
+from featcache.testing.planted import write_planted_cache
 from featcache.train.config import TrainConfig
 
 

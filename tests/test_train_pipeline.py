@@ -182,7 +182,9 @@ def test_an_interface_that_does_not_fit_fails_before_work_and_keeps_the_old_run(
     out = tmp_path / "r"
     first = train(_config(cache_dir, out, epochs=1, max_steps=1), log=lambda s: None)
     lines = []
-    with pytest.raises(ConfigError, match="group-ws needs 1 <= K <= 1 layers"):
+    with pytest.raises(
+        ConfigError, match="group-ws:4: needs at least 4 layers but an upstream has 1"
+    ):
         # fbank has one layer; --overwrite must not delete the finished run for a bad option
         train(_config(cache_dir, out, interface="group-ws:4", epochs=1, max_steps=1),
               log=lines.append, overwrite=True)  # fmt: skip

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["FramePlan", "aligned_length", "interpolate_time", "plan_frames", "shared_utterances"]
+__all__ = ["FramePlan", "aligned_length", "interpolate_time", "shared_utterances"]
 
 
 def shared_utterances(readers: Sequence, ids: Sequence[str] | None = None) -> list[str]:
@@ -108,8 +108,3 @@ def _model_layers(reader, positions):
     if positions is None:
         return None
     return [reader.layers[p] for p in positions]
-
-
-def plan_frames(readers, ids=None, max_frames=None, seed=0) -> FramePlan:
-    """A :class:`FramePlan` over the utterances all ``readers`` share (optionally within ``ids``)."""
-    return FramePlan(readers, shared_utterances(readers, ids), max_frames=max_frames, seed=seed)

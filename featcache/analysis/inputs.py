@@ -6,12 +6,22 @@ Readers come from :meth:`featcache.store.Cache.readers` (store name -> reader).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from featcache.errors import ConfigError
 
-__all__ = ["load_manifest", "pooled_features", "resolve_task", "select_utterances"]
+__all__ = ["load_manifest", "out_folder", "pooled_features", "resolve_task", "select_utterances"]
+
+
+def out_folder(out) -> Path | None:
+    """The output folder ``out``, created; None stays None (compute without writing)."""
+    if out is None:
+        return None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def load_manifest(readers: dict, manifest=None):
@@ -72,9 +82,9 @@ def select_utterances(readers: dict, manifest, split: Sequence[str] = (), label:
 
 def resolve_task(task: str, labels) -> str:
     """``auto``: regress for numeric labels with many distinct non-integer values, else classify."""
-    if task != "auto":
-        if task not in ("classify", "regress"):
-            raise ConfigError(f"--task {task!r}: use classify, regress or auto")
+    from featcache.analysis.registry import PROBE_TASKS
+
+    if PROBE_TASKS.get(task).name != "auto":
         return task
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in labels)
     if numeric and len(set(labels)) > 20 and any(float(v) != int(v) for v in labels):

@@ -43,10 +43,10 @@ def png_bytes(fig) -> bytes:
 
 
 def save_png(fig, path) -> Path:
-    """Write the figure as a PNG file."""
-    path = Path(path)
-    path.write_bytes(png_bytes(fig))
-    return path
+    """Write the figure as a PNG file (atomically)."""
+    from featcache.atomic import write_atomic
+
+    return write_atomic(Path(path), png_bytes(fig))
 
 
 def probe_curves(

@@ -33,9 +33,12 @@ import numpy as np
 # in featcache imports it at package import time
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from featcache.analysis.registry import PROBE_TASKS
+
 __all__ = ["LayerProbeClassifier", "LayerProbeRegressor", "make_probe", "probe_layers", "TASKS"]
 
-TASKS = ("classify", "regress")
+# the probe tasks a probe fits ("auto" is resolved to one of them before)
+TASKS = tuple(name for name in PROBE_TASKS if name != "auto")
 
 
 def _select_layer(X, layer):

@@ -2,7 +2,7 @@
 
 :func:`build_report` turns already computed pieces into HTML; :func:`read_run` reads a training run
 folder (``summary.json``, ``config.json``, ``metrics.jsonl``, ``best.pt``). The orchestration that
-finds or computes the pieces is ``featcache.pipelines.analyse.run_report``.
+finds or computes the pieces is ``featcache.pipelines.report.run_report``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from featcache.atomic import read_json
 
 __all__ = ["build_report", "read_run"]
 
@@ -34,7 +36,7 @@ def read_run(run) -> dict:
            "contribution": None, "problems": []}  # fmt: skip
     for key, file in (("summary", "summary.json"), ("config", "config.json")):
         try:
-            out[key] = json.loads((run / file).read_text())
+            out[key] = read_json(run / file)
         except FileNotFoundError:
             out["problems"].append(f"no {file}")
     if (run / "metrics.jsonl").exists():

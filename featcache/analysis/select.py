@@ -30,6 +30,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+# a scikit-learn estimator (get_params/set_params/clone), so this module imports scikit-learn;
+# nothing in featcache imports it at package import time
+from sklearn.base import BaseEstimator
+
 __all__ = ["SubsetScore", "UpstreamSelector", "rank_subsets", "spearman", "DEFAULT_WEIGHT"]
 
 DEFAULT_WEIGHT = 0.25
@@ -118,10 +122,13 @@ def _lookup(similarity, a, b) -> float:
     return float(similarity[(b, a)])
 
 
-class UpstreamSelector:
-    """Rank upstream subsets from pooled features and labels (scikit-learn style).
+class UpstreamSelector(BaseEstimator):
+    """Rank upstream subsets from pooled features and labels; a scikit-learn estimator.
 
-    Parameters are stored as given; ``fit`` learns the attributes ending in ``_``.
+    Parameters are stored as given (``get_params``, ``set_params`` and ``sklearn.base.clone``
+    work as for any estimator); ``fit`` learns the attributes ending in ``_``. Its input is a
+    mapping of per-upstream features rather than one array, so it is not meant for
+    ``Pipeline`` or ``cross_val_score``.
 
     Parameters
     ----------
@@ -161,9 +168,6 @@ class UpstreamSelector:
         self.weight = weight
         self.cv = cv
         self.random_state = random_state
-
-    def get_params(self, deep=True) -> dict:
-        return {k: getattr(self, k) for k in ("task", "max_models", "weight", "cv", "random_state")}
 
     def fit(self, features: Mapping[str, np.ndarray], y, probe_scores=None):
         """Probe every upstream's layers, measure best-layer CKA, rank subsets.

@@ -1,4 +1,9 @@
-"""``last`` and ``layer:K``: use one hidden layer of one model, no parameters."""
+"""``last`` and ``layer:K``: use one hidden layer of one model, no parameters.
+
+``layer:K`` names the model's layer K (0 = the embedding output); the registry turns it into a
+position of the input's layer axis (:func:`featcache.fusion.registry.layer_position`), which is
+what :class:`LayerSelect` takes.
+"""
 
 from __future__ import annotations
 

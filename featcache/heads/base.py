@@ -23,7 +23,7 @@ class Task:
         The manifest field holding the label (``speaker``, ``text``, ...).
     """
 
-    name: str = ""
+    name: str = ""  # set by build_task from the registry
     main_metric: str = ""  # the dev metric that selects the best checkpoint
     higher_is_better: bool = True
     tie_breakers: tuple[str, ...] = ()  # metrics that decide ties on main_metric, in order

@@ -45,7 +45,6 @@ class ClassifyHead(nn.Module):
 
 
 class ClassifyTask(Task):
-    name = "classify"
     main_metric = "accuracy"
     higher_is_better = True
 

@@ -44,7 +44,6 @@ class CTCHead(nn.Module):
 
 
 class CTCTask(Task):
-    name = "ctc"
     main_metric = "wer"
     higher_is_better = False
     # a young CTC model often outputs no whole word right (WER stuck at 1.0) while its

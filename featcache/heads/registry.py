@@ -1,20 +1,28 @@
-"""Tasks by name. A new head is a file with a :class:`Task` subclass plus one entry here."""
+"""Tasks by name: the only place task names are written.
+
+A new head is one file with a :class:`~featcache.heads.base.Task` subclass plus one
+``TASKS.register`` entry here (``tests/test_registries.py`` shows it); ``featcache train --task``
+and recipe validation read the names from :data:`TASKS`. Reading it imports no torch.
+"""
 
 from __future__ import annotations
 
-from featcache.errors import ConfigError
-from featcache.heads.base import Task
-from featcache.heads.classify import ClassifyTask
-from featcache.heads.ctc import CTCTask
+from featcache.registry import Registry
 
-TASKS: dict[str, type[Task]] = {
-    "classify": ClassifyTask,
-    "ctc": CTCTask,
-}
+TASKS = Registry("task", "--task")
+TASKS.register(
+    "classify", "utterance classification: linear 256, masked mean pooling, linear (accuracy)",
+    "featcache.heads.classify:ClassifyTask", default=True,
+)  # fmt: skip
+TASKS.register(
+    "ctc", "character CTC ASR: 2-layer BiLSTM, greedy decoding (WER, CER)",
+    "featcache.heads.ctc:CTCTask",
+)  # fmt: skip
 
 
-def build_task(name: str, label: str) -> Task:
-    """The task ``name`` (``classify``, ``ctc``) reading labels from the field ``label``."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; use one of {', '.join(sorted(TASKS))}")
-    return TASKS[name](label)
+def build_task(name: str, label: str):
+    """The task ``name`` (a :class:`~featcache.heads.base.Task`) reading labels from ``label``."""
+    entry = TASKS.get(name)
+    task = entry.load()(label)
+    task.name = entry.name
+    return task

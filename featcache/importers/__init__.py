@@ -19,29 +19,32 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featcache.errors import ConfigError, ManifestError
-from featcache.importers.csv import read_csv
-from featcache.importers.folder import read_folder
-from featcache.importers.iemocap import read_iemocap
-from featcache.importers.kaldi import read_kaldi
-from featcache.importers.lhotse import read_lhotse
-from featcache.importers.librispeech import read_librispeech
-from featcache.importers.mlsuperb import read_mlsuperb
-from featcache.importers.voxceleb1 import read_voxceleb1
-from featcache.manifest import Manifest, write_manifest
+from featcache.registry import Registry
 
-IMPORTERS: dict[str, Callable[..., list[dict[str, Any]]]] = {
-    "kaldi": read_kaldi,
-    "lhotse": read_lhotse,
-    "csv": read_csv,
-    "dir": read_folder,
-    "iemocap": read_iemocap,
-    "librispeech": read_librispeech,
-    "voxceleb1": read_voxceleb1,
-    "mlsuperb": read_mlsuperb,
-}
+if TYPE_CHECKING:
+    from featcache.manifest import Manifest
+
+# the only place importer names are written; each names its module's read_<kind> function
+IMPORTERS = Registry("importer", "KIND")
+IMPORTERS.register("kaldi", "a Kaldi data dir (wav.scp, segments, text, utt2spk)",
+                   "featcache.importers.kaldi:read_kaldi")  # fmt: skip
+IMPORTERS.register("lhotse", "lhotse cuts, or recordings + supervisions manifests",
+                   "featcache.importers.lhotse:read_lhotse")  # fmt: skip
+IMPORTERS.register("csv", "a CSV/TSV table: id, audio, label columns",
+                   "featcache.importers.csv:read_csv")  # fmt: skip
+IMPORTERS.register("dir", "a folder of audio files (labels from folder names)",
+                   "featcache.importers.folder:read_folder")  # fmt: skip
+IMPORTERS.register("iemocap", "IEMOCAP_full_release (SUPERB emotion recognition)",
+                   "featcache.importers.iemocap:read_iemocap")  # fmt: skip
+IMPORTERS.register("librispeech", "LibriSpeech subsets (ASR)",
+                   "featcache.importers.librispeech:read_librispeech")  # fmt: skip
+IMPORTERS.register("voxceleb1", "VoxCeleb1 with iden_split.txt (speaker identification)",
+                   "featcache.importers.voxceleb1:read_voxceleb1")  # fmt: skip
+IMPORTERS.register("mlsuperb", "ML-SUPERB monolingual ASR",
+                   "featcache.importers.mlsuperb:read_mlsuperb")  # fmt: skip
 
 __all__ = ["IMPORTERS", "import_manifest", "import_records", "importer_options"]
 
@@ -84,8 +87,7 @@ def import_manifest(
     Parameters
     ----------
     kind : str
-        A key of :data:`IMPORTERS`: kaldi, lhotse, csv, dir, iemocap, librispeech, voxceleb1,
-        mlsuperb.
+        A name in :data:`IMPORTERS`.
     src : path
         What the importer reads (a folder or a file, see its module).
     out : path
@@ -104,6 +106,8 @@ def import_manifest(
     out = Path(out)
     if not out.name.endswith((".jsonl", ".jsonl.gz")):
         raise ConfigError(f"{out}: the output manifest must end in .jsonl or .jsonl.gz")
+    from featcache.manifest import Manifest, write_manifest
+
     records = import_records(kind, src, **options)
     if not records:
         raise ManifestError(f"{src}: the {kind} importer found no utterances; check the layout")
@@ -116,12 +120,7 @@ def import_manifest(
 
 
 def _importer(kind: str) -> Callable[..., list[dict[str, Any]]]:
-    try:
-        return IMPORTERS[kind]
-    except KeyError:
-        raise ConfigError(
-            f"unknown importer {kind!r}; choose one of {', '.join(IMPORTERS)}"
-        ) from None
+    return IMPORTERS.get(kind).load()
 
 
 def _relative_to(record: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -26,14 +26,15 @@ class StoreFormat:
 
 FORMATS = Registry("store format", "--format")
 FORMATS.register(
-    "zarr", "Zarr v3 folder <name>.zarr", StoreFormat(".zarr", "featcache.store.zarr:ZarrBackend")
-)
+    "zarr", "Zarr v3 folder <name>.zarr",
+    StoreFormat(".zarr", "featcache.store.zarr:ZarrBackend"), default=True,
+)  # fmt: skip
 FORMATS.register(
     "hdf5", "one HDF5 file <name>.h5", StoreFormat(".h5", "featcache.store.hdf5:HDF5Backend")
 )
 
 DTYPES = Registry("frame dtype", "--dtype")
-DTYPES.register("float16", "half the bytes; extract's default", "float16")
+DTYPES.register("float16", "half the bytes", "float16", default=True)
 DTYPES.register("float32", "exact; for hidden states beyond float16's range", "float32")
 DTYPES.register(
     "int8",
@@ -42,7 +43,7 @@ DTYPES.register(
 )
 
 COMPRESSIONS = Registry("codec", "--compression")
-COMPRESSIONS.register("lz4", "Blosc lz4 level 1: fast (default)", "lz4")
+COMPRESSIONS.register("lz4", "Blosc lz4 level 1: fast", "lz4", default=True)
 COMPRESSIONS.register("zstd", "Blosc zstd level 1: ~10% smaller, 2-3x slower to read", "zstd")
 COMPRESSIONS.register("none", "uncompressed: fastest reads", "none")
 
@@ -85,10 +86,22 @@ def _name(path) -> str:
     return path.name if hasattr(path, "name") else Path(path).name
 
 
-# after the registry: these modules read it at import time
-from featcache.store.cache import Cache, list_stores, open_cache  # noqa: E402
-from featcache.store.layers import parse_layers  # noqa: E402
-from featcache.store.reader import CacheReader  # noqa: E402
+_LAZY = {  # numpy and the backends load on first use, so the registries above stay light
+    "Cache": "featcache.store.cache",
+    "list_stores": "featcache.store.cache",
+    "open_cache": "featcache.store.cache",
+    "CacheReader": "featcache.store.reader",
+    "parse_layers": "featcache.store.layers",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'featcache.store' has no attribute {name!r}")
+
 
 __all__ = [
     "COMPRESSIONS",

@@ -94,12 +94,12 @@ class PartSink:
 
 
 class Backend:
-    """One on-disk format. Subclasses set the class attributes and implement the methods.
+    """One on-disk format, registered by name in :data:`featcache.store.FORMATS`.
+
+    Subclasses set the capability flags and implement the methods.
 
     Attributes
     ----------
-    name, suffix : str
-        Registry name ("zarr") and store suffix (".zarr").
     atomic_index : bool
         :meth:`finalize` replaces the whole index in one step (HDF5: a new file renamed over the
         old). When False (Zarr rewrites its index arrays one by one) the builder calls
@@ -108,8 +108,6 @@ class Backend:
         The store is one file (HDF5) rather than a folder (Zarr).
     """
 
-    name = ""
-    suffix = ""
     atomic_index = False
     single_file = False
 

@@ -240,6 +240,23 @@ class Cache:
             f"run `featcache extract ... -u {upstream}` first"
         )
 
+    def is_built(self, upstream: str, manifest) -> bool:
+        """True when ``upstream``'s store is complete for exactly ``manifest``.
+
+        This is extract's "done" marker: the store's attrs say ``complete`` with the manifest's
+        sha256 (written last, after the index), and its work folder is gone.
+        """
+        try:
+            path = self.find(upstream)
+        except StoreNotFoundError:
+            return False
+        attrs = get_backend(format_of(path)).read_attrs(path)
+        return (
+            bool(attrs.get("complete"))
+            and attrs.get("manifest_sha256") == manifest.sha256()
+            and not work_dir(path).exists()
+        )
+
     def reader(self, upstream: str | None = None) -> CacheReader:
         """A reader of one store; ``upstream`` may be omitted when the folder holds one."""
         if upstream is not None:

@@ -93,8 +93,6 @@ def create_checked_dataset(group, name: str, data=None, *, compression: str = "n
 class HDF5Backend(Backend):
     """Stores as single HDF5 files assembled from per-part files."""
 
-    name = "hdf5"
-    suffix = ".h5"
     # never modified in place (a kill could corrupt the file): finalize() replaces it whole, and
     # until then its old index stays consistent with the parts it holds
     atomic_index = True

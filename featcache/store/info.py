@@ -30,12 +30,13 @@ def describe_cache(cache_dir, storage_options: dict | None = None) -> list[dict]
 
 
 def _describe(name: str, path: Path) -> dict:
-    backend = get_backend(format_of(path))
+    format = format_of(path)
+    backend = get_backend(format)
     attrs = backend.read_attrs(path)
     out = {
         "name": name,
         "path": str(path),
-        "format": backend.name,
+        "format": format,
         "complete": bool(attrs.get("complete")),
         "layers": attrs["layers"],
         "num_layers": attrs["num_layers"],

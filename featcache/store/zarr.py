@@ -102,9 +102,6 @@ class ZarrBackend(Backend):
     complete (:class:`_MarkerPartSink`).
     """
 
-    name = "zarr"
-    suffix = ".zarr"
-
     def create(self, path: Path, attrs: dict) -> None:
         import zarr
 

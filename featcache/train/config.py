@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from featcache.errors import ConfigError
+from featcache.fusion.registry import ALIGN_DIMS, INTERFACES
+from featcache.heads.registry import TASKS
+from featcache.registry import Registry
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+PRECISIONS = Registry("precision", "--precision")
+PRECISIONS.register(
+    "auto", "bfloat16 autocast on CUDA (float16 where unsupported), float32 on CPU", default=True
+)
+PRECISIONS.register("fp32", "float32 throughout")
+PRECISIONS.register("fp16", "float16 autocast with a gradient scaler (CUDA)")
+PRECISIONS.register("bf16", "bfloat16 autocast")
+
+NORMALIZATIONS = Registry("input normalisation", "--normalize")
+NORMALIZATIONS.register(
+    "global", "standardise each upstream/layer/dim with train-split mean/std", default=True
+)
+NORMALIZATIONS.register("none", "raw cached features, as the paper")
+
+POOLED = Registry("pooled shortcut", "--pooled")
+POOLED.register(
+    "auto", "train on the stores' pooled means where exact (ws, last, layer:K with classify)",
+    default=True,
+)  # fmt: skip
+POOLED.register("off", "always read frames")
+
+LOADERS = Registry("loader", "--loader")
+LOADERS.register(
+    "blocks", "read storage-order runs of utterances, shuffled by blocks and within a bounded "
+    "buffer", default=True,
+)  # fmt: skip
+LOADERS.register("utterances", "one read per utterance")
+
+# fields that say where a run reads and writes, not how it trains (a recipe sets them itself)
+LOCATION_FIELDS = ("cache", "out", "upstreams", "manifest")
 
 
-DEFAULT_INTERFACE = "ws"  # train, select --validate and recipes share it
-DEFAULT_TASK = "classify"
+DEFAULT_INTERFACE = INTERFACES.default  # train, select --validate and recipes share it
+DEFAULT_TASK = TASKS.default
 
 
 @dataclass
@@ -58,15 +88,15 @@ class TrainConfig:
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = PRECISIONS.default
     num_workers: int = 2
     patience: int = 5
     save_every: int = 0
-    align_dim: str = "interpolate"
-    normalize: str = "global"
+    align_dim: str = ALIGN_DIMS.default
+    normalize: str = NORMALIZATIONS.default
     normalize_utterances: int = 200
-    pooled: str = "auto"
-    loader: str = "blocks"
+    pooled: str = POOLED.default
+    loader: str = LOADERS.default
     cache_in_memory: str = "auto"
     threads: int | None = None
     progress: bool = True
@@ -85,21 +115,18 @@ class TrainConfig:
             (self.patience >= 1, "--patience must be >= 1"),
             (self.save_every >= 0, "--save-every must be >= 0"),
             (self.lr > 0, "--lr must be positive"),
-            (
-                self.precision in ("auto", "fp32", "fp16", "bf16"),
-                "--precision: auto|fp32|fp16|bf16",
-            ),
-            (self.align_dim in ("interpolate", "project"), "--align-dim: interpolate|project"),
-            (self.normalize in ("global", "none"), "--normalize: global|none"),
             (self.normalize_utterances >= 1, "--normalize-utterances must be >= 1"),
-            (self.pooled in ("auto", "off"), "--pooled: auto|off"),
-            (self.loader in ("blocks", "utterances"), "--loader: blocks|utterances"),
             (_memory_spec_ok(self.cache_in_memory), "--cache-in-memory: auto|off|GB (>= 0)"),
             (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        for registry, value in ((PRECISIONS, self.precision), (ALIGN_DIMS, self.align_dim),
+                                (NORMALIZATIONS, self.normalize), (TASKS, self.task),
+                                (POOLED, self.pooled), (LOADERS, self.loader)):  # fmt: skip
+            registry.get(value)
+        INTERFACES.parse(self.interface)
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -107,9 +134,19 @@ class TrainConfig:
         return values
 
     @classmethod
+    def option_names(cls) -> list[str]:
+        """Every field name, in declaration order (``--config`` TOML keys)."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def training_options(cls) -> list[str]:
+        """The fields that say how to train (those a recipe's ``[train]`` table may set)."""
+        return [n for n in cls.option_names() if n not in LOCATION_FIELDS]
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a dict with keys as field names (``-`` accepted for ``_``)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = set(cls.option_names())
         clean = {}
         for key, value in values.items():
             name = key.replace("-", "_")
@@ -153,10 +190,14 @@ def _public(options: dict) -> dict:
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Training options from a TOML file: top-level keys, or those of a ``[train]`` table."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path}: is a folder; give a TOML file of training options")
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not a text (TOML) file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     return dict(data.get("train", data))

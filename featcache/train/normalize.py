@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch import nn
 
-MODES = ("global", "none")
 MIN_STD = 1e-5  # dimensions more constant than this are only centred
 
 

@@ -55,10 +55,10 @@ def pooled_exact(interface: str, task: str, readers: Sequence, ids: Sequence[str
     ids
         Every utterance the run trains or scores on (frame counts are compared).
     """
-    base, arg = parse_name(interface)
+    base, kwargs = parse_name(interface)
     if task != "classify":
         return f"the {task} head does not pool frames"
-    if base not in LINEAR_INTERFACES or (base == "ws" and arg == "ln"):
+    if base not in LINEAR_INTERFACES or (base == "ws" and kwargs.get("layer_norm")):
         return f"interface {interface} is not linear per frame"
     if len(readers) > 1:
         counts = [r.num_frames[[r.index(u) for u in ids]] for r in readers]

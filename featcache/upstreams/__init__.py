@@ -9,12 +9,23 @@ DESIGN.md "Upstreams" for the traps each family has and how they are handled.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from featcache.errors import UpstreamError
-from featcache.upstreams.base import Upstream
 from featcache.upstreams.registry import REGISTRY, resolve, upstream_slug
 
+if TYPE_CHECKING:
+    from featcache.upstreams.base import Upstream
+
 __all__ = ["REGISTRY", "Upstream", "load_upstream", "upstream_slug"]
+
+
+def __getattr__(name):
+    if name == "Upstream":  # numpy loads on first use, so the registry stays light
+        from featcache.upstreams.base import Upstream
+
+        return Upstream
+    raise AttributeError(f"module 'featcache.upstreams' has no attribute {name!r}")
 
 
 def load_upstream(
@@ -53,7 +64,7 @@ def load_upstream(
     from featcache.upstreams.device import resolve_autocast, resolve_device
 
     torch_device = resolve_device(device)
-    dtype = resolve_autocast(autocast, torch_device)
+    dtype = resolve_autocast(autocast)
     kind, target = resolve(name)
     common = dict(name=str(name), slug=upstream_slug(name), device=torch_device)
     if kind == "fbank":

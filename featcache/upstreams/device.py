@@ -11,8 +11,11 @@ import contextlib
 import re
 
 from featcache.errors import ConfigError
+from featcache.registry import Registry
 
-AUTOCAST_DTYPES = ("float16", "bfloat16")
+AUTOCASTS = Registry("autocast dtype", "--autocast")
+AUTOCASTS.register("float16", "float16 autocast (GPU; faster, not exact)")
+AUTOCASTS.register("bfloat16", "bfloat16 autocast (GPU; faster, not exact)")
 
 
 def resolve_device(device="auto"):
@@ -63,26 +66,24 @@ def resolve_device(device="auto"):
     return torch.device("cuda", index)
 
 
-def resolve_autocast(autocast, device):
+def resolve_autocast(autocast):
     """Check an autocast option and return the torch dtype, or None for exact float32.
 
     Parameters
     ----------
     autocast : str or None
         None / ``"float32"`` (exact, default), ``"float16"`` or ``"bfloat16"``.
-    device : torch.device
-        Where the model runs; CPU autocast supports bfloat16 and float16 in recent torch.
     """
     import torch
 
     if autocast in (None, "", "none", "float32", "fp32"):
         return None
-    if autocast not in AUTOCAST_DTYPES:
+    if autocast not in AUTOCASTS:
         raise ConfigError(
-            f"unknown autocast dtype {autocast!r}; use float16, bfloat16 or leave it unset "
+            f"unknown autocast dtype {autocast!r}; use {', '.join(AUTOCASTS)} or leave it unset "
             f"(exact float32)"
         )
-    del device  # both device types accept both dtypes in torch>=2.2
+    # CPU and CUDA autocast both accept both dtypes (torch>=2.3, the declared minimum)
     return getattr(torch, autocast)
 
 
