@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from featcache.errors import ConfigError
 from featcache.pipelines.extract_dask import check_scheduler_address
 from featcache.pipelines.extract_parts import threads_per_process
-from featcache.store import COMPRESSIONS, DTYPES, FORMATS, Cache
+from featcache.store import COMPRESSIONS, DTYPES, FORMATS, Cache, get_backend
 from featcache.store.location import is_url
 
 
@@ -135,10 +135,11 @@ def check_options(config) -> None:
                             (COMPRESSIONS, config.compression)):  # fmt: skip
         registry.get(value)
     if is_url(config.cache) and not str(config.cache).startswith("file://"):
-        if config.format != "zarr":
+        if get_backend(config.format).single_file:
             raise ConfigError(
                 f"--format {config.format} with --cache {config.cache}: object storage has no "
-                f"in-place file updates, which an HDF5 file needs; use --format zarr for a URL"
+                f"in-place file updates, which a one-file {config.format} store needs; use "
+                f"--format {FORMATS.default} for a URL"
             )
     if config.workers is not None and config.scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other; pass one of them")
