@@ -11,6 +11,7 @@ summary.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -44,7 +45,7 @@ def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) 
     from featcache.heads import build_task
     from featcache.manifest import Manifest
     from featcache.store import Cache
-    from featcache.train.data import join_caches
+    from featcache.train.data import frame_bytes, join_caches
 
     cache = Cache.open(config.cache, config.storage_options or None)
     readers = list(cache.readers(config.upstreams, chunk_cache=config.chunk_cache).values())
@@ -66,8 +67,25 @@ def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) 
         task.fit(train_labels)
     else:
         task.load_state(task_state)
+    train_bytes = frame_bytes(readers, layers) * sum(joined.frames[u] for u in joined.ids["train"])
     return {"readers": readers, "joined": joined, "task": task, "layers": layers,
-            "shapes": shapes, "stored": stored}  # fmt: skip
+            "shapes": shapes, "stored": stored, "train_bytes": train_bytes}  # fmt: skip
+
+
+def resolve_loader(config: TrainConfig, data: dict, out: Path | None) -> TrainConfig:
+    """``config`` with ``--loader auto`` replaced by the loader it means for this cache.
+
+    A run folder that already has an identity keeps the loader recorded there (a resume trains
+    on the batches it started with); otherwise :func:`featcache.train.loaders.choose_loader`
+    decides from ``data["train_bytes"]``. The choice and why go to ``data["loader"]``.
+    """
+    from featcache.train.identity import read_identity
+    from featcache.train.loaders import choose_loader
+
+    previous = read_identity(out) if out is not None and out.is_dir() else None
+    recorded = (previous or {}).get("options", {}).get("loader")
+    data["loader"] = choose_loader(config.loader, data["train_bytes"], recorded)
+    return dataclasses.replace(config, loader=data["loader"]["name"])
 
 
 def prepare(
@@ -245,6 +263,7 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
     try:
         check_run_folder(out, config, overwrite)
         data = resolve_data(config, main_log)  # user errors surface before the run folder exists
+        config = resolve_loader(config, data, None if overwrite else out)
         identity = run_identity(config, data["readers"], data["joined"], data["task"])
         if not overwrite and check_identity(out, config, identity):
             summary = read_json(out / DONE, "use another --out, or --overwrite to start over")
@@ -253,7 +272,9 @@ def train(config: TrainConfig, log: Log = print, overwrite: bool = False) -> dic
             return summary
         started = time.perf_counter()
         parts = prepare(config, main_log, data=data)
-        main_log(f"training on {parts['data_path']['source']} ({parts['data_path']['reason']})")
+        parts["loader"] = data["loader"]
+        main_log(f"training on {parts['data_path']['source']} ({parts['data_path']['reason']}), "
+                 f"{config.loader} loader ({data['loader']['reason']})")  # fmt: skip
         parts["memory"] = hold_in_memory(parts["datasets"], config.cache_in_memory)
         if parts["memory"]["held"]:
             main_log(f"holding {'+'.join(parts['memory']['held'])} frames in memory "
@@ -310,6 +331,7 @@ def make_summary(config, parts, metrics, best, state, trainer, world_size) -> di
         "normalization": parts["normalization"],
         "data_path": parts["data_path"],
         "loader": config.loader if world_size == 1 else "utterances",
+        "loader_reason": parts["loader"]["reason"] if world_size == 1 else "DDP",
         "memory": parts["memory"],
     }
     weights = model.interface.layer_weights()
@@ -381,7 +403,9 @@ def load_run_for_scoring(run, split: str, log: Log = print, device: str | None =
     if device is not None:
         config.device = device
     best = checkpoint.load(run / "best.pt")
-    parts = prepare(config, log, task_state=best["task"], fit_normalize=False)
+    data = resolve_data(config, log, task_state=best["task"])
+    config = resolve_loader(config, data, run)  # config.json holds the resolved name
+    parts = prepare(config, log, task_state=best["task"], fit_normalize=False, data=data)
     if split not in parts["datasets"]:
         raise ConfigError(f"{run}: no utterances with {config.split_field}={split} in the cache")
     parts["model"].load_state_dict(best["model"])

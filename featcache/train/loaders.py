@@ -1,10 +1,17 @@
 """Which loader feeds training, and whether the frames are held in memory.
 
-``--loader blocks`` (default) reads storage-order runs of utterances
-(:mod:`featcache.train.blocks`); ``--loader utterances`` reads one utterance per item in
-length-bucketed random order (:class:`featcache.train.data.FrameBatchSampler`), the random
-access a DDP run also uses (its ranks split batches, not blocks). Both expose
-``set_epoch(epoch, start)``, iteration over the epoch's batches and ``len`` (batches left).
+``--loader blocks`` reads storage-order runs of utterances (:mod:`featcache.train.blocks`);
+``--loader utterances`` reads one utterance per item in length-bucketed random order over the
+whole split (:class:`featcache.train.data.FrameBatchSampler`), the random access a DDP run also
+uses (its ranks split batches, not blocks). Both expose ``set_epoch(epoch, start)``, iteration
+over the epoch's batches and ``len`` (batches left). The two cut different batches from the
+same seed, so the choice changes what a run computes.
+
+``--loader auto`` (default) decides from the cache alone (:func:`choose_loader`): a train split
+whose stored frames are under :data:`AUTO_BLOCKS_BYTES` reads per utterance (a full shuffle,
+and the batches of featcache before the block loader), a larger one by blocks. It never looks
+at the machine's free memory: the same cache gives the same batches everywhere, and a resumed
+run keeps the choice recorded in its identity.json.
 
 ``--cache-in-memory auto|off|GB``: with ``auto`` the train and dev splits are read once (train
 first) and held when their stored frames fit in half the memory available when training starts;
@@ -22,7 +29,10 @@ from featcache.errors import ConfigError
 from featcache.train.blocks import BlockLoader
 from featcache.train.data import FrameBatchSampler, make_loader
 
-LOADERS = ("blocks", "utterances")
+# a train split with fewer stored frame bytes than this reads per utterance under --loader auto:
+# it is held in memory on any machine that trains (or read from the page cache), where block
+# reads gain nothing and the whole-split shuffle is the better one
+AUTO_BLOCKS_BYTES = 1e9
 
 
 class UtteranceLoader:
@@ -46,8 +56,33 @@ class UtteranceLoader:
         return len(self.sampler)
 
 
+def choose_loader(requested: str, train_bytes: float, recorded: str | None = None) -> dict:
+    """The loader a run uses: ``{"name": "blocks"|"utterances", "reason": ...}``.
+
+    Parameters
+    ----------
+    requested
+        ``--loader``: ``auto``, ``blocks`` or ``utterances``.
+    train_bytes
+        Stored bytes of the train split's frames (the layers read), from the cache.
+    recorded
+        The loader a run folder already trains with (its identity.json), kept by ``auto``.
+    """
+    if requested != "auto":
+        return {"name": requested, "reason": f"--loader {requested}"}
+    if recorded in ("blocks", "utterances"):
+        return {"name": recorded, "reason": "auto: the loader this run folder started with"}
+    gb, limit = train_bytes / 1e9, AUTO_BLOCKS_BYTES / 1e9
+    if train_bytes < AUTO_BLOCKS_BYTES:
+        return {"name": "utterances",
+                "reason": f"auto: train frames {gb:.3f} GB < {limit:g} GB"}  # fmt: skip
+    return {"name": "blocks", "reason": f"auto: train frames {gb:.3f} GB >= {limit:g} GB"}
+
+
 def build_loader(dataset, config, collate_targets, shuffle: bool, pin_memory: bool, dist):
     """The loader of one split (train: ``shuffle``; a DDP train split reads per utterance)."""
+    if config.loader not in ("blocks", "utterances"):
+        raise ValueError(f"loader {config.loader!r}: resolve --loader auto with choose_loader")
     workers = 0 if getattr(dataset, "in_memory", False) else config.num_workers
     ranks = shuffle and dist.world_size > 1
     if config.loader == "blocks" and not ranks:
