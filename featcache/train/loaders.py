@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from featcache.errors import ConfigError
-from featcache.train.blocks import BlockLoader
+from featcache.train.blocks import BlockLoader, WindowSampler
 from featcache.train.data import FrameBatchSampler, make_loader
 
 # a train split with fewer stored frame bytes than this reads per utterance under --loader auto:
@@ -54,6 +54,29 @@ class UtteranceLoader:
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+
+class IndexedLoader:
+    """Batches of a dataset held as tensors (:class:`featcache.train.pooled.PooledDataset`), cut
+    by indexing in the training process: the batch plan of ``sampler`` (the chosen loader's),
+    without a DataLoader or per-item collation."""
+
+    def __init__(self, dataset, sampler, collate_targets) -> None:
+        self.dataset = dataset
+        self.sampler = sampler  # FrameBatchSampler or WindowSampler
+        self.collate_targets = collate_targets
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        plan = self.sampler.batches
+        for indices in plan() if callable(plan) else plan:
+            yield self.dataset.batch(indices, self.collate_targets)
+
+    def __len__(self) -> int:
+        remaining = getattr(self.sampler, "remaining", None)  # WindowSampler: batches left
+        return len(self.sampler) if remaining is None else remaining
 
 
 def choose_loader(requested: str, train_bytes: float, recorded: str | None = None) -> dict:
@@ -85,6 +108,14 @@ def build_loader(dataset, config, collate_targets, shuffle: bool, pin_memory: bo
         raise ValueError(f"loader {config.loader!r}: resolve --loader auto with choose_loader")
     workers = 0 if getattr(dataset, "in_memory", False) else config.num_workers
     ranks = shuffle and dist.world_size > 1
+    if hasattr(dataset, "batch"):  # held as tensors: batches by indexing, the same plan
+        if config.loader == "blocks" and not ranks:
+            sampler = WindowSampler(dataset, config.batch_frames, shuffle, config.seed)
+        else:
+            sampler = FrameBatchSampler(dataset.lengths, config.batch_frames, shuffle=shuffle,
+                                        seed=config.seed, rank=dist.rank if ranks else 0,
+                                        world_size=dist.world_size if ranks else 1)  # fmt: skip
+        return IndexedLoader(dataset, sampler, collate_targets)
     if config.loader == "blocks" and not ranks:
         return BlockLoader(dataset, config.batch_frames, collate_targets, workers, shuffle,
                            config.seed, pin_memory)  # fmt: skip
