@@ -9,10 +9,11 @@ base-size random-init ``random:hubert-base`` (768 x 12) over an espeak-ng corpus
 tiny.en ``ws``, tiny.en ``hconv`` and tiny.en + hubert-base ``hconv`` (classify on speaker):
 
 - ``featcache train`` with the frames held in memory (``--cache-in-memory auto``) and streamed
-  from disk (``--cache-in-memory off``, 2 loader workers); the epoch's seconds come from
-  metrics.jsonl (the training pass, without the dev evaluation);
-- an in-memory loop written here: the same model (``prepare``), the same batches (the block
-  loader's plan), collated and cast to float32 beforehand, then forward, backward, clipping and
+  from disk (``--cache-in-memory off``, 2 loader workers), with the loader ``--loader auto``
+  chooses (printed); the epoch's seconds come from metrics.jsonl (the training pass, without
+  the dev evaluation);
+- an in-memory loop written here: the same model (``prepare``), the same batches (the plan of
+  the loader featcache used), collated and cast to float32 beforehand, then forward, backward, clipping and
   an AdamW step, nothing else. It uses the same identities (pooled means for ``ws``, HConv as
   matmuls, the head's projection after pooling), since they are exact.
 
@@ -94,25 +95,30 @@ def featcache_epoch(cache, upstreams, interface, **kw) -> tuple[float, dict]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def memory_epoch(cache, upstreams, interface) -> float:
-    """Fastest epoch of the plain loop over pre-collated float32 batches in memory."""
+def memory_epoch(cache, upstreams, interface, loader: str) -> float:
+    """Fastest epoch of the plain loop over pre-collated float32 batches in memory, cut by the
+    plan of ``loader`` (the one ``featcache train`` used)."""
     import torch
 
     from featcache.pipelines.train import prepare
     from featcache.train.blocks import WindowSampler
-    from featcache.train.data import Collate, to_float32
+    from featcache.train.data import Collate, FrameBatchSampler, to_float32
 
     parts = prepare(config(cache, upstreams, interface), _quiet)
     train, task, model = parts["datasets"]["train"], parts["task"], parts["model"]
     if not train.in_memory:
         train.hold()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    sampler = WindowSampler(train, 2000, shuffle=True, seed=0)
     collate = Collate(task.collate)
     best = float("inf")
     for epoch in range(2):
-        sampler.set_epoch(epoch)
-        batches = [to_float32(collate([train[i] for i in b])) for b in sampler.batches()]
+        if loader == "blocks":
+            plan = WindowSampler(train, 2000, shuffle=True, seed=0)
+            plan.set_epoch(epoch)
+            plan = plan.batches()
+        else:
+            plan = FrameBatchSampler(train.lengths, 2000, shuffle=True, seed=0, epoch=epoch)
+        batches = [to_float32(collate([train[i] for i in b])) for b in plan]
         started = time.perf_counter()
         for batch in batches:
             loss = task.loss(model(batch["features"], batch["mask"]), batch)
@@ -157,11 +163,12 @@ def main() -> None:
         for _ in range(args.repeats):
             for label, ups, interface in cases:
                 held, summary = featcache_epoch(cache, ups, interface, cache_in_memory="auto")
-                paths[label] = summary["data_path"]["source"]
+                paths[label] = f"{summary['data_path']['source']}, {summary['loader']}"
                 times.setdefault((label, "held"), []).append(held)
                 stream, _ = featcache_epoch(cache, ups, interface, cache_in_memory="off")
                 times.setdefault((label, "stream"), []).append(stream)
-                times.setdefault((label, "loop"), []).append(memory_epoch(cache, ups, interface))
+                loop = memory_epoch(cache, ups, interface, summary["loader"])
+                times.setdefault((label, "loop"), []).append(loop)
             for mode, memory in (("frames held", "auto"), ("frames streamed", "off"))[
                 : 2 * ("ws" in chosen)
             ]:
@@ -170,11 +177,11 @@ def main() -> None:
                 times.setdefault(("tiny.en ws", mode), []).append(seconds)
     best = {k: min(v) for k, v in times.items()}
     print(f"{args.threads} torch threads; fastest epoch of {args.repeats} runs each (seconds)")
-    print(f"{'case':22s} {'data':7s} {'loop':>8s} {'held':>8s} {'stream':>8s} "
+    print(f"{'case':22s} {'data, loader':18s} {'loop':>8s} {'held':>8s} {'stream':>8s} "
           f"{'held/loop':>10s} {'stream/loop':>12s}")  # fmt: skip
     for label in {c: None for c, _ in times}:
         loop, held, stream = (best[(label, m)] for m in ("loop", "held", "stream"))
-        print(f"{label:22s} {paths[label]:7s} {loop:8.3f} {held:8.3f} {stream:8.3f} "
+        print(f"{label:22s} {paths[label]:18s} {loop:8.3f} {held:8.3f} {stream:8.3f} "
               f"{held / loop:9.2f}x {stream / loop:11.2f}x")  # fmt: skip
     print("targets: held/loop <= 1.2x, stream/loop <= 2x")
     pooled = best.get(("tiny.en ws", "held"))

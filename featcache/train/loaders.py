@@ -93,13 +93,14 @@ def choose_loader(requested: str, train_bytes: float, recorded: str | None = Non
     """
     if requested != "auto":
         return {"name": requested, "reason": f"--loader {requested}"}
-    if recorded in ("blocks", "utterances"):
-        return {"name": recorded, "reason": "auto: the loader this run folder started with"}
     gb, limit = train_bytes / 1e9, AUTO_BLOCKS_BYTES / 1e9
-    if train_bytes < AUTO_BLOCKS_BYTES:
-        return {"name": "utterances",
-                "reason": f"auto: train frames {gb:.3f} GB < {limit:g} GB"}  # fmt: skip
-    return {"name": "blocks", "reason": f"auto: train frames {gb:.3f} GB >= {limit:g} GB"}
+    small = train_bytes < AUTO_BLOCKS_BYTES
+    name = "utterances" if small else "blocks"
+    reason = f"auto: train frames {gb:.3f} GB {'<' if small else '>='} {limit:g} GB"
+    if recorded in ("blocks", "utterances") and recorded != name:
+        return {"name": recorded,
+                "reason": f"auto: {recorded}, which this run folder started with ({reason})"}  # fmt: skip
+    return {"name": name, "reason": reason}
 
 
 def build_loader(dataset, config, collate_targets, shuffle: bool, pin_memory: bool, dist):
