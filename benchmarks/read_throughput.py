@@ -8,8 +8,9 @@ frames in utterances of 100-400 frames, tiny.en's shape by default (5 x 384), 90
 split.
 
 1. Engines, each reading every part's ``frames`` whole: zarr-python's default codec pipeline,
-   the ``zarrs`` codec pipeline (PyPI ``zarrs``, Rust, enabled through ``zarr.config``) and
-   ``tensorstore``'s ``zarr3`` driver, against ``np.load`` of the same frames in one ``.npy``
+   featcache's direct chunk reads (``featcache.store.zarr_direct``, what ``CacheReader`` uses
+   for local Zarr stores), the ``zarrs`` codec pipeline (PyPI ``zarrs``, Rust, enabled through
+   ``zarr.config``) and ``tensorstore``'s ``zarr3`` driver, against ``np.load`` of the same frames in one ``.npy``
    (page cache warm).
 2. Loaders delivering every training utterance's frames in batches: the block loader
    (0 and 2 workers) and the per-utterance loader (0 and 2 workers), in MB/s of frames delivered
@@ -86,7 +87,15 @@ def engines(path: Path, raw: Path, repeats: int) -> dict[str, float]:
             spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(p / "frames")}}
             ts.open(spec, read=True).result().read().result()
 
+    def with_featcache_direct():
+        from featcache.store.zarr_direct import direct_frames
+
+        for p in parts:
+            frames = direct_frames(p / "frames")
+            frames.read(0, frames.shape[0])
+
     runs = {"raw np.load": lambda: np.load(raw), "zarr-python": with_zarr,
+            "featcache direct": with_featcache_direct,
             "zarrs pipeline": with_zarrs, "tensorstore": with_tensorstore}  # fmt: skip
     seconds = {k: float("inf") for k in runs}
     for _ in range(repeats):
