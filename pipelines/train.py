@@ -71,6 +71,9 @@ def check_identity(out: Path, config: TrainConfig, identity: dict) -> bool:
         changed = identity_change(previous, identity)
     else:  # a run folder from before identity.json: compare the options that are not paths
         old, new = json.loads((out / "config.json").read_text()), config.to_dict()
+        old.setdefault("loader", "utterances")  # runs from before --loader read per utterance
+        if old["loader"] == "auto":  # resolved from the cache alone, as resolve_loader did now
+            old["loader"] = new["loader"]
         names = sorted(k for k in new if old.get(k) != new[k]
                        and k not in (*EXECUTION_ONLY, *PATH_OPTIONS))  # fmt: skip
         changed = f"option(s) {', '.join(names)}" if names else None

@@ -10,6 +10,7 @@ any work), :func:`resolve_loader` turns ``--loader auto`` into the loader this c
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,8 @@ def resolve_data(config: TrainConfig, log: Log, task_state: dict | None = None) 
 def resolve_loader(config: TrainConfig, data: dict, out: Path | None) -> TrainConfig:
     """``config`` with ``--loader auto`` replaced by the loader it means for this cache.
 
-    A run folder that already has an identity keeps the loader recorded there (a resume trains
-    on the batches it started with); otherwise :func:`featcache.train.loaders.choose_loader`
+    A run folder that already has an identity (or, from before identity.json, a config.json)
+    keeps the loader recorded there (a resume trains on the batches it started with); otherwise :func:`featcache.train.loaders.choose_loader`
     decides from ``data["train_bytes"]``. The choice and why go to ``data["loader"]``.
     """
     from featcache.train.identity import read_identity
@@ -76,6 +77,11 @@ def resolve_loader(config: TrainConfig, data: dict, out: Path | None) -> TrainCo
 
     previous = read_identity(out) if out is not None and out.is_dir() else None
     recorded = (previous or {}).get("options", {}).get("loader")
+    if previous is None and out is not None and (out / "config.json").is_file():
+        try:  # a run folder from before identity.json: its config.json says
+            recorded = json.loads((out / "config.json").read_text()).get("loader")
+        except (OSError, ValueError, AttributeError):
+            recorded = None  # check_identity reports an unreadable config.json
     data["loader"] = choose_loader(config.loader, data["train_bytes"], recorded)
     return dataclasses.replace(config, loader=data["loader"]["name"])
 
