@@ -81,17 +81,19 @@ def train_step(model, optimizer, task, batch) -> float:
 def cached_epoch(
     parts, train, sampler, model, optimizer, workers: int, stats=None, memory: str = "off"
 ) -> float:
-    """One epoch fed by the trainer's loader (``BlockLoader`` + ``to_float32``, as in
-    ``Trainer.train_epoch`` on CPU, held in memory beforehand with ``memory`` ``auto``);
-    ``stats`` (a dict) receives the first batch's wait."""
-    from featcache.train.blocks import BlockLoader
+    """One epoch fed by the trainer's loader (``build_loader`` with ``--loader blocks``, the
+    online epoch's plan: the block loader over frames, batches cut by indexing over pooled
+    means; then ``to_float32``, as in ``Trainer.train_epoch`` on CPU, held in memory beforehand
+    with ``memory`` ``auto``); ``stats`` (a dict) receives the first batch's wait."""
+    from featcache.train.config import TrainConfig
     from featcache.train.data import to_float32
-    from featcache.train.loaders import hold_in_memory
+    from featcache.train.distributed import Dist
+    from featcache.train.loaders import build_loader, hold_in_memory
 
     task = parts["task"]
     hold_in_memory({"train": train}, memory)
-    workers = 0 if train.in_memory else workers
-    loader = BlockLoader(train, 2000, task.collate, workers, shuffle=True, seed=0)
+    config = TrainConfig(loader="blocks", num_workers=workers, batch_frames=2000, seed=0)
+    loader = build_loader(train, config, task.collate, True, False, Dist())
     started = time.perf_counter()
     for n, batch in enumerate(loader):
         if n == 0 and stats is not None:

@@ -63,7 +63,8 @@ DEFAULTS = TrainConfig()
               help=described(LOADERS, f"Reading frames (default {DEFAULTS.loader}):"))  # fmt: skip
 @click.option("--cache-in-memory",
               help="auto (default): hold the train/dev frames in memory when they fit half the "
-                   "available memory; off; or a budget in GB.")  # fmt: skip
+                   "available memory; off; or a budget in GB. Where frames come from, never "
+                   "the batches.")  # fmt: skip
 @click.option("--threads", type=int,
               help="Torch threads (default: all cores; on a busy machine 1 is often faster).")  # fmt: skip
 @click.option("--no-progress", "no_progress", is_flag=True,

@@ -59,7 +59,7 @@ def _loss_and_grads(parts, indices):
     return logits.detach(), grads
 
 
-@pytest.mark.parametrize("interface", ["ws", "last", "layer:2"])
+@pytest.mark.parametrize("interface", ["ws", "last", "layer:2", "concat", "group-ws:2"])
 @pytest.mark.parametrize("normalize", ["global", "none"])
 def test_pooled_logits_and_gradients_equal_the_frame_path(cache, interface, normalize):
     cache_dir, _ = cache
@@ -87,6 +87,33 @@ def test_pooled_logits_and_gradients_equal_the_frame_path(cache, interface, norm
         if normalize == "global":
             for k, v in runs["off"][0]["model"].normalize.state_dict().items():
                 assert torch.equal(runs["auto"][0]["model"].normalize.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("loader", ["utterances", "blocks"])
+def test_pooled_batches_cut_by_indexing_equal_collated_items(cache, loader):
+    """The trainer's pooled loader (no DataLoader, no per-item collate) serves exactly the
+    batches the collate path makes from the same plan, in the same order."""
+    from featcache.train.distributed import Dist
+    from featcache.train.loaders import build_loader
+
+    cache_dir, _ = cache
+    cfg = _config(cache_dir, upstreams=["up-a", "up-b"], loader=loader)
+    parts = prepare(cfg, log=lambda s: None)
+    dataset, task = parts["datasets"]["train"], parts["task"]
+    built = build_loader(dataset, cfg, task.collate, True, False, Dist())
+    for epoch in (0, 1):
+        built.set_epoch(epoch, start=1)
+        plan = built.sampler.batches
+        plan = plan() if callable(plan) else plan
+        batches = list(built)
+        assert len(batches) == len(built) == len(plan) > 1
+        for indices, batch in zip(plan, batches, strict=True):
+            expected = Collate(task.collate)([dataset[i] for i in indices])
+            assert batch["ids"] == expected["ids"]
+            for key in ("lengths", "mask", "target"):
+                assert torch.equal(batch[key], expected[key])
+            for x, y in zip(batch["features"], expected["features"], strict=True):
+                assert x.shape == y.shape and torch.equal(x, y)  # (L_i, B, 1, D_i)
 
 
 def test_pooled_rows_are_the_masked_mean_of_the_stored_frames(cache):

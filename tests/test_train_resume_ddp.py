@@ -52,10 +52,12 @@ def _config(cache_dir, out, **loader):
     return TrainConfig(**{**values, **loader})
 
 
-# the block loader streaming from disk through a worker, held in memory, and per utterance
+# the block loader streaming from disk through a worker, held in memory, per utterance, and the
+# default (auto: this small cache reads per utterance, the resumed run keeps the recorded choice)
 LOADERS = [{"loader": "blocks", "cache_in_memory": "off", "num_workers": 1},
            {"loader": "blocks", "cache_in_memory": "auto"},
-           {"loader": "utterances", "cache_in_memory": "off"}]  # fmt: skip
+           {"loader": "utterances", "cache_in_memory": "off"},
+           {"loader": "auto", "cache_in_memory": "auto"}]  # fmt: skip
 
 
 def _flags(loader):
@@ -67,7 +69,9 @@ def _history(run):
     return [{k: v for k, v in line.items() if k != "seconds"} for line in lines]
 
 
-@pytest.mark.parametrize("loader", LOADERS, ids=["blocks-stream", "blocks-held", "utterances"])
+@pytest.mark.parametrize(
+    "loader", LOADERS, ids=["blocks-stream", "blocks-held", "utterances", "auto"]
+)
 def test_sigkill_then_rerun_gives_the_same_result(cache, tmp_path, loader):
     # gumd draws Gumbel noise every step, so the RNG state must survive the kill too
     reference = train(_config(cache, tmp_path / "straight", **loader), log=lambda s: None)
@@ -94,6 +98,8 @@ def test_sigkill_then_rerun_gives_the_same_result(cache, tmp_path, loader):
     resumed = train(_config(cache, killed, **loader), log=lines.append)
     assert any(line.startswith("resuming ") for line in lines)
     assert resumed["metrics"] == reference["metrics"]
+    assert (resumed["loader"], resumed["loader_reason"]) == (reference["loader"],
+                                                             reference["loader_reason"])  # fmt: skip
     assert resumed["best"] == reference["best"] and resumed["steps"] == reference["steps"]
     assert _history(killed) == _history(tmp_path / "straight")
     a = torch.load(killed / "best.pt", weights_only=False)["model"]

@@ -9,7 +9,8 @@ recipe validation and error messages read it. Each entry names the classes that 
 - ``multi``: ``Class(shapes, align_dim)``, a fusion that needs all models at once;
 - ``one_model``: ``Class(shapes, align_dim)`` used instead when there is one model.
 
-The entry's argument check turns ``NAME:ARG`` into the keyword arguments. A new interface is one
+The entry's argument check turns ``NAME:ARG`` into the keyword arguments; ``linear`` says the
+interface is affine per frame (so ``train`` may use the pooled shortcut). A new interface is one
 file with an :class:`~featcache.fusion.base.Interface` subclass plus one ``INTERFACES.register``
 entry here (``tests/test_registries.py`` shows it).
 
@@ -19,6 +20,7 @@ count), whichever layers a store keeps; :func:`layer_position` is the one place 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,21 +37,26 @@ class InterfaceSpec:
     one_model: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     by_layer: bool = False  # kwargs["index"] is a model layer index, turned into a position
+    # affine per frame (given the keyword arguments when a function): training may then run on
+    # the stores' pooled means, an exact shortcut (featcache.train.pooled)
+    linear: bool | Callable[[dict[str, Any]], bool] = False
 
 
 INTERFACES = Registry("interface", "--interface")
 INTERFACES.register(
     "last", "the last stored layer",
-    InterfaceSpec(single="featcache.fusion.single:LayerSelect", kwargs={"index": -1}),
+    InterfaceSpec(single="featcache.fusion.single:LayerSelect", kwargs={"index": -1},
+                  linear=True),
 )  # fmt: skip
 INTERFACES.register(
     "layer", "the model's layer K (0 = embedding output)",
-    InterfaceSpec(single="featcache.fusion.single:LayerSelect", by_layer=True),
+    InterfaceSpec(single="featcache.fusion.single:LayerSelect", by_layer=True, linear=True),
     arg="K", check=lambda a: {"index": whole_number(0)(a)},
 )  # fmt: skip
 INTERFACES.register(
     "ws", "softmax-weighted sum of layers (SUPERB); ws:ln layer-normalises each layer first",
-    InterfaceSpec(single="featcache.fusion.ws:WeightedSum"), default=True,
+    InterfaceSpec(single="featcache.fusion.ws:WeightedSum",
+                  linear=lambda kw: not kw.get("layer_norm")), default=True,
     arg="ln", optional=True, check=lambda a: {"layer_norm": one_of("ln")(a) == "ln"},
 )  # fmt: skip
 INTERFACES.register(
@@ -67,11 +74,11 @@ INTERFACES.register(
 )  # fmt: skip
 INTERFACES.register(
     "concat", "layers concatenated, then a linear projection",
-    InterfaceSpec(single="featcache.fusion.concat:ConcatProject"),
+    InterfaceSpec(single="featcache.fusion.concat:ConcatProject", linear=True),
 )  # fmt: skip
 INTERFACES.register(
     "group-ws", "K weighted sums over contiguous layer groups, concatenated and projected",
-    InterfaceSpec(single="featcache.fusion.group_ws:GroupWeightedSum"),
+    InterfaceSpec(single="featcache.fusion.group_ws:GroupWeightedSum", linear=True),
     arg="K", check=lambda a: {"groups": whole_number(1)(a)},
 )  # fmt: skip
 INTERFACES.register(
@@ -92,6 +99,14 @@ def parse_name(name: str) -> tuple[str, dict[str, Any]]:
     """``"group-ws:3"`` -> ``("group-ws", {"groups": 3})``; ConfigError naming the choices."""
     entry, kwargs = INTERFACES.parse(name)
     return entry.name, {**entry.value.kwargs, **(kwargs or {})}
+
+
+def is_linear(name: str) -> bool:
+    """True when the interface ``name`` is affine per frame (its spec's ``linear`` flag)."""
+    entry, _ = INTERFACES.parse(name)
+    _, kwargs = parse_name(name)
+    linear = entry.value.linear
+    return bool(linear(kwargs) if callable(linear) else linear)
 
 
 def layer_position(layer: int, stored: list[int], where: str = "the store") -> int:

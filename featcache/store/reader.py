@@ -163,6 +163,14 @@ class CacheReader:
         frames = self._part_frames(part)
         rows = slice(start, stop)
         cols = None if layers is None else [self._layer_pos(layer) for layer in layers]
+        direct = None if self.quantized else self._direct_frames(part)
+        if direct is not None:  # featcache's own Zarr layout, local: chunk files read directly
+            try:
+                picked = direct.read(start, stop, cols)  # (F, L', D)
+            except DECODE_ERRORS as e:
+                why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+                raise damaged(self.path, f"part {part}, frames {start}-{stop - 1}", why) from e
+            return picked if dtype is None else picked.astype(dtype, copy=False)
         if self.quantized:
             picked = self._dequantized(part, rows, cols)  # (F, L', D) float32
         elif cols is None:
@@ -243,6 +251,20 @@ class CacheReader:
 
     def _frames_shape(self, k: int) -> tuple[int, int, int]:
         return tuple(self._part_frames(k).shape)
+
+    def _direct_frames(self, k: int):
+        """Part ``k``'s :class:`~featcache.store.zarr_direct.DirectFrames` where the store is a
+        local Zarr store in featcache's layout (else None: read through zarr)."""
+        cache = self.__dict__.setdefault("_direct", {})
+        if k not in cache:
+            from featcache.store.zarr_direct import direct_frames
+
+            local = self.format == "zarr" and not is_remote(self.path)
+            direct = direct_frames(Path(self.path) / "parts" / str(k) / "frames") if local else None
+            if direct is not None and direct.shape[1:] != (self.num_layers, self.hidden_size):
+                direct = None  # _part_frames names the mismatch
+            cache[k] = direct
+        return cache[k]
 
     def _part_frames(self, k: int):
         """Part ``k``'s frames, after checking their (L, D) against the attrs."""

@@ -36,10 +36,14 @@ POOLED.register("off", "always read frames")
 
 LOADERS = Registry("loader", "--loader")
 LOADERS.register(
-    "blocks", "read storage-order runs of utterances, shuffled by blocks and within a bounded "
-    "buffer", default=True,
+    "auto", "utterances when the train split's stored frames are under 1 GB, else blocks "
+    "(decided by the cache, recorded in the run)", default=True,
 )  # fmt: skip
-LOADERS.register("utterances", "one read per utterance")
+LOADERS.register(
+    "blocks", "read storage-order runs of utterances, shuffled by blocks and within a bounded "
+    "buffer",
+)  # fmt: skip
+LOADERS.register("utterances", "one read per utterance, the whole split shuffled")
 
 # fields that say where a run reads and writes, not how it trains (a recipe sets them itself)
 LOCATION_FIELDS = ("cache", "out", "upstreams", "manifest")
@@ -63,7 +67,8 @@ class TrainConfig:
     ``none`` feeds raw cached features (the paper's setting). ``pooled`` ``auto`` trains on the
     stores' ``pooled/mean`` where that is exact (see :mod:`featcache.train.pooled`); ``off``
     always reads frames. ``loader`` ``blocks`` reads storage-order runs of utterances
-    (:mod:`featcache.train.blocks`), ``utterances`` one utterance per item.
+    (:mod:`featcache.train.blocks`), ``utterances`` one utterance per item, ``auto`` picks one
+    from the size of the train split (:func:`featcache.train.loaders.choose_loader`).
     ``cache_in_memory`` ``auto`` holds the train (and dev) frames in memory when they fit half
     the available memory, ``off`` never, a number is the budget in GB.
     ``none`` feeds raw cached features (the paper's setting). ``threads`` sets torch's thread

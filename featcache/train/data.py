@@ -32,11 +32,9 @@ from featcache.train.sampler import FrameBatchSampler, frame_batches  # noqa: F4
 GAP_FRAMES = 1024  # merge reads across gaps shorter than this (the store's chunk length)
 
 
-class CachedDataset(torch.utils.data.Dataset):
-    """One item per utterance: every upstream's ``(T, L_i, D_i)`` frames plus the encoded target.
-
-    Frames keep the store's float16 where the store holds float16 and no resampling is needed
-    (float32 otherwise); :func:`to_float32` casts a batch exactly before the model.
+class SplitDataset(torch.utils.data.Dataset):
+    """What every training dataset of a split holds: ids, raw labels, aligned frame counts,
+    encoded targets, the layers read and each utterance's place in every store.
 
     Parameters
     ----------
@@ -69,20 +67,38 @@ class CachedDataset(torch.utils.data.Dataset):
         self.lengths = [int(frames[u]) for u in self.ids]
         self.targets = list(targets)
         self.layers = list(layers) if layers is not None else [None] * len(self.readers)
+        self.locations = utterance_locations(self.readers, self.ids)  # block plans
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def label_of(self, utt_id: str) -> Any:
+        return self.labels[utt_id]
+
+    def frame_bytes(self) -> int:
+        """Stored bytes of one frame of every upstream (the layers read)."""
+        return frame_bytes(self.readers, self.layers)
+
+
+class CachedDataset(SplitDataset):
+    """One item per utterance: every upstream's ``(T, L_i, D_i)`` frames plus the encoded target.
+
+    Frames keep the store's float16 where the store holds float16 and no resampling is needed
+    (float32 otherwise); :func:`to_float32` casts a batch exactly before the model. Parameters
+    as :class:`SplitDataset`.
+    """
+
+    def __init__(self, readers, ids, frames, targets, labels, layers=None) -> None:
+        super().__init__(readers, ids, frames, targets, labels, layers)
         # float16 stores ship float16 items and batches (half the bytes from the workers);
         # to_float32 casts them exactly in the training process
         self.dtypes = [
             np.float16 if str(r.attrs.get("dtype")) == "float16" else np.float32
             for r in self.readers
         ]
-        self.locations = utterance_locations(self.readers, self.ids)
         self._held: list[list[np.ndarray]] | None = None
 
     in_memory = property(lambda self: self._held is not None)
-
-    def frame_bytes(self) -> int:
-        """Stored bytes of one frame of every upstream (the layers read)."""
-        return frame_bytes(self.readers, self.layers)
 
     def held_bytes(self) -> float:
         """Memory :meth:`hold` takes: aligned frames, float32 where resampled."""
@@ -126,12 +142,6 @@ class CachedDataset(torch.utils.data.Dataset):
             wanted = [(int(loc[0][i]), int(loc[1][i]), int(loc[2][i])) for i in indices]
             per_reader.append(read_runs(r, wanted, layers, dtype))
         return {i: self._item(i, [f[j] for f in per_reader]) for j, i in enumerate(indices)}
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def label_of(self, utt_id: str) -> Any:
-        return self.labels[utt_id]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self._held is not None:

@@ -1,10 +1,17 @@
 """Which loader feeds training, and whether the frames are held in memory.
 
-``--loader blocks`` (default) reads storage-order runs of utterances
-(:mod:`featcache.train.blocks`); ``--loader utterances`` reads one utterance per item in
-length-bucketed random order (:class:`featcache.train.data.FrameBatchSampler`), the random
-access a DDP run also uses (its ranks split batches, not blocks). Both expose
-``set_epoch(epoch, start)``, iteration over the epoch's batches and ``len`` (batches left).
+``--loader blocks`` reads storage-order runs of utterances (:mod:`featcache.train.blocks`);
+``--loader utterances`` reads one utterance per item in length-bucketed random order over the
+whole split (:class:`featcache.train.data.FrameBatchSampler`), the random access a DDP run also
+uses (its ranks split batches, not blocks). Both expose ``set_epoch(epoch, start)``, iteration
+over the epoch's batches and ``len`` (batches left). The two cut different batches from the
+same seed, so the choice changes what a run computes.
+
+``--loader auto`` (default) decides from the cache alone (:func:`choose_loader`): a train split
+whose stored frames are under :data:`AUTO_BLOCKS_BYTES` reads per utterance (a full shuffle,
+and the batches of featcache before the block loader), a larger one by blocks. It never looks
+at the machine's free memory: the same cache gives the same batches everywhere, and a resumed
+run keeps the choice recorded in its identity.json.
 
 ``--cache-in-memory auto|off|GB``: with ``auto`` the train and dev splits are read once (train
 first) and held when their stored frames fit in half the memory available when training starts;
@@ -19,10 +26,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from featcache.errors import ConfigError
-from featcache.train.blocks import BlockLoader
+from featcache.train.blocks import BlockLoader, WindowSampler
 from featcache.train.data import FrameBatchSampler, make_loader
 
-LOADERS = ("blocks", "utterances")
+# a train split with fewer stored frame bytes than this reads per utterance under --loader auto:
+# it is held in memory on any machine that trains (or read from the page cache), where block
+# reads gain nothing and the whole-split shuffle is the better one
+AUTO_BLOCKS_BYTES = 1e9
 
 
 class UtteranceLoader:
@@ -46,10 +56,67 @@ class UtteranceLoader:
         return len(self.sampler)
 
 
+class IndexedLoader:
+    """Batches of a dataset held as tensors (:class:`featcache.train.pooled.PooledDataset`), cut
+    by indexing in the training process: the batch plan of ``sampler`` (the chosen loader's),
+    without a DataLoader or per-item collation."""
+
+    def __init__(self, dataset, sampler, collate_targets) -> None:
+        self.dataset = dataset
+        self.sampler = sampler  # FrameBatchSampler or WindowSampler
+        self.collate_targets = collate_targets
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        plan = self.sampler.batches
+        for indices in plan() if callable(plan) else plan:
+            yield self.dataset.batch(indices, self.collate_targets)
+
+    def __len__(self) -> int:
+        remaining = getattr(self.sampler, "remaining", None)  # WindowSampler: batches left
+        return len(self.sampler) if remaining is None else remaining
+
+
+def choose_loader(requested: str, train_bytes: float, recorded: str | None = None) -> dict:
+    """The loader a run uses: ``{"name": "blocks"|"utterances", "reason": ...}``.
+
+    Parameters
+    ----------
+    requested
+        ``--loader``: ``auto``, ``blocks`` or ``utterances``.
+    train_bytes
+        Stored bytes of the train split's frames (the layers read), from the cache.
+    recorded
+        The loader a run folder already trains with (its identity.json), kept by ``auto``.
+    """
+    if requested != "auto":
+        return {"name": requested, "reason": f"--loader {requested}"}
+    gb, limit = train_bytes / 1e9, AUTO_BLOCKS_BYTES / 1e9
+    small = train_bytes < AUTO_BLOCKS_BYTES
+    name = "utterances" if small else "blocks"
+    reason = f"auto: train frames {gb:.3f} GB {'<' if small else '>='} {limit:g} GB"
+    if recorded in ("blocks", "utterances") and recorded != name:
+        return {"name": recorded,
+                "reason": f"auto: {recorded}, which this run folder started with ({reason})"}  # fmt: skip
+    return {"name": name, "reason": reason}
+
+
 def build_loader(dataset, config, collate_targets, shuffle: bool, pin_memory: bool, dist):
     """The loader of one split (train: ``shuffle``; a DDP train split reads per utterance)."""
+    if config.loader not in ("blocks", "utterances"):
+        raise ValueError(f"loader {config.loader!r}: resolve --loader auto with choose_loader")
     workers = 0 if getattr(dataset, "in_memory", False) else config.num_workers
     ranks = shuffle and dist.world_size > 1
+    if hasattr(dataset, "batch"):  # held as tensors: batches by indexing, the same plan
+        if config.loader == "blocks" and not ranks:
+            sampler = WindowSampler(dataset, config.batch_frames, shuffle, config.seed)
+        else:
+            sampler = FrameBatchSampler(dataset.lengths, config.batch_frames, shuffle=shuffle,
+                                        seed=config.seed, rank=dist.rank if ranks else 0,
+                                        world_size=dist.world_size if ranks else 1)  # fmt: skip
+        return IndexedLoader(dataset, sampler, collate_targets)
     if config.loader == "blocks" and not ranks:
         return BlockLoader(dataset, config.batch_frames, collate_targets, workers, shuffle,
                            config.seed, pin_memory)  # fmt: skip

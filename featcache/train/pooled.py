@@ -5,8 +5,10 @@ Why it is exact. The model computes ``classifier(projector(masked_mean_t(f(s(x_t
 layer and dimension, or the identity with ``--normalize none``), ``f`` the interface and the
 masked mean runs over the utterance's valid frames, with weights ``1/T`` that sum to one. When
 ``s`` and ``f`` are affine per frame (``ws`` without layer norm is a fixed-per-step linear
-combination of layers; ``last`` and ``layer:K`` select one; several models of equal frame
-counts are fused per model, concatenated and projected linearly), the mean moves inside:
+combination of layers; ``last`` and ``layer:K`` select one; ``concat`` and ``group-ws`` project
+(weighted sums of) layers linearly; several models of equal frame counts are fused per model,
+concatenated and projected linearly: each entry's ``linear`` flag in the interface registry), the
+mean moves inside:
 
     masked_mean_t(f(s(x_t))) = f(s(mean_t x_t))
 
@@ -37,10 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from featcache.fusion import parse_name
-from featcache.train.data import frame_bytes, utterance_locations
-
-LINEAR_INTERFACES = ("ws", "last", "layer")
+from featcache.fusion.registry import is_linear
+from featcache.train.data import SplitDataset
 
 
 def pooled_exact(interface: str, task: str, readers: Sequence, ids: Sequence[str]) -> str | None:
@@ -49,16 +49,16 @@ def pooled_exact(interface: str, task: str, readers: Sequence, ids: Sequence[str
     Parameters
     ----------
     interface, task
-        The run's interface and task names.
+        The run's interface and task names (linearity is the interface spec's ``linear`` flag
+        in :data:`featcache.fusion.INTERFACES`).
     readers
         One reader per upstream.
     ids
         Every utterance the run trains or scores on (frame counts are compared).
     """
-    base, kwargs = parse_name(interface)
     if task != "classify":
         return f"the {task} head does not pool frames"
-    if base not in LINEAR_INTERFACES or (base == "ws" and kwargs.get("layer_norm")):
+    if not is_linear(interface):
         return f"interface {interface} is not linear per frame"
     if len(readers) > 1:
         counts = [r.num_frames[[r.index(u) for u in ids]] for r in readers]
@@ -67,56 +67,41 @@ def pooled_exact(interface: str, task: str, readers: Sequence, ids: Sequence[str
     return None
 
 
-class PooledDataset(torch.utils.data.Dataset):
+class PooledDataset(SplitDataset):
     """One item per utterance holding its pooled means as a one-frame utterance ``(1, L_i, D_i)``.
 
-    ``lengths`` are the real (aligned) frame counts, so a :class:`FrameBatchSampler` cuts the
-    same batches as over frames. The pooled rows are read once, here, and held in memory.
-
-    Parameters
-    ----------
-    readers, ids, frames, targets, labels, layers
-        As for :class:`featcache.train.data.CachedDataset`.
+    ``lengths`` are the real (aligned) frame counts, so the loaders cut the same batches as over
+    frames. The pooled rows are read once, here, and held in memory as ``(L_i, N, D_i)``
+    tensors, so :meth:`batch` cuts a batch with one ``index_select`` per upstream (what
+    :class:`featcache.train.loaders.IndexedLoader` serves, with no DataLoader and no per-item
+    collation). Parameters as :class:`featcache.train.data.SplitDataset`.
     """
 
     in_memory = True
 
-    def __init__(
-        self,
-        readers: Sequence,
-        ids: Sequence[str],
-        frames: dict[str, int],
-        targets: Sequence[Any],
-        labels: Sequence[Any],
-        layers: Sequence[list[int] | None] | None = None,
-    ) -> None:
-        self.ids = list(ids)
-        self.labels = dict(zip(self.ids, labels, strict=True))
-        self.lengths = [int(frames[u]) for u in self.ids]
-        self.targets = list(targets)
-        layers = list(layers) if layers is not None else [None] * len(readers)
-        self.locations = utterance_locations(readers, self.ids)  # block plans as over frames
-        self._frame_bytes = frame_bytes(readers, layers)
-        self.pooled = []
-        for reader, selected in zip(readers, layers, strict=True):
+    def __init__(self, readers, ids, frames, targets, labels, layers=None) -> None:
+        super().__init__(readers, ids, frames, targets, labels, layers)
+        self.pooled = []  # per upstream (L_i, N, D_i) float32
+        for reader, selected in zip(self.readers, self.layers, strict=True):
             rows = np.array([reader.index(u) for u in self.ids], dtype=np.int64)
             cols = slice(None) if selected is None else [reader.layers.index(k) for k in selected]
             means = reader.pooled()[rows][:, cols]  # (N, L_i, D_i) float32
-            self.pooled.append(torch.from_numpy(np.ascontiguousarray(means)))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def label_of(self, utt_id: str) -> Any:
-        return self.labels[utt_id]
-
-    def frame_bytes(self) -> int:
-        """Stored bytes per frame of the frame path (blocks are cut as there)."""
-        return self._frame_bytes
+            self.pooled.append(torch.from_numpy(np.ascontiguousarray(means.transpose(1, 0, 2))))
 
     def read_items(self, indices: Sequence[int]) -> dict[int, dict[str, Any]]:
         return {i: self[i] for i in indices}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        features = [p[index].unsqueeze(0) for p in self.pooled]  # list of (1, L_i, D_i)
+        features = [p[:, index].unsqueeze(0) for p in self.pooled]  # list of (1, L_i, D_i)
         return {"id": self.ids[index], "features": features, "target": self.targets[index]}
+
+    def batch(self, indices: Sequence[int], collate_targets) -> dict[str, Any]:
+        """The batch of ``indices``, equal to ``collate`` of their items (one-frame utterances)."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        features = [p.index_select(1, index).unsqueeze(2) for p in self.pooled]  # (L_i, B, 1, D_i)
+        count = len(indices)
+        batch = {"features": features, "lengths": torch.ones(count, dtype=torch.long),
+                 "mask": torch.ones(count, 1, dtype=torch.bool),
+                 "ids": [self.ids[i] for i in indices]}  # fmt: skip
+        batch.update(collate_targets([self.targets[i] for i in indices]))
+        return batch
