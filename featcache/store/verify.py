@@ -65,7 +65,7 @@ class StoreCheck:
 
 def verify_store(path: Path, deep: bool = False) -> StoreCheck:
     """Check one store; damage becomes entries of ``problems``, never an exception."""
-    from featcache.store.reader import read_checked_attrs, read_checked_index
+    from featcache.store.damage import read_checked_attrs, read_checked_index
 
     path = as_location(path)
     check = StoreCheck(path)
