@@ -15,6 +15,7 @@ Any other layout (another codec, a sharded or remote store) gets None from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -93,11 +94,28 @@ class DirectFrames:
         paths = [[f"{self.folder}/c/{c}/{layer}/0" for layer in cols] for c in range(c0, c1)]
         _read_ahead([p for row in paths for p in row])
         decode = _Decoder(self.chunk_rows * dim * self.dtype.itemsize)
-        for i, row in enumerate(paths):
-            for j, path in enumerate(row):
-                decode(path, out[j, i * self.chunk_rows : (i + 1) * self.chunk_rows])
+        with _blosc_single_thread():
+            for i, row in enumerate(paths):
+                for j, path in enumerate(row):
+                    decode(path, out[j, i * self.chunk_rows : (i + 1) * self.chunk_rows])
         first = c0 * self.chunk_rows
         return out[:, start - first : stop - first].transpose(1, 0, 2)  # (F, L', D) view
+
+
+@contextlib.contextmanager
+def _blosc_single_thread():
+    """numcodecs' Blosc decodes without its thread pool meanwhile (it uses the pool only from the
+    main thread; DataLoader workers never do). Per ~1 MB chunk the pool's hand-offs cost more
+    than they save: decoding the benchmark store's chunks took 15-20 ms on one thread vs 45 ms
+    with the pool (``benchmarks/read_throughput.py``'s store, 2 cores)."""
+    from numcodecs import blosc
+
+    before = blosc.use_threads
+    blosc.use_threads = False
+    try:
+        yield
+    finally:
+        blosc.use_threads = before
 
 
 class _Decoder:
