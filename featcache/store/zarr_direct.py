@@ -79,9 +79,10 @@ class DirectFrames:
     def read(self, start: int, stop: int, cols: list[int] | None = None) -> np.ndarray:
         """Frames ``start:stop`` of layer positions ``cols`` (default all): ``(F, L', D)``.
 
-        The result is a view of a layer-major ``(L', F, D)`` buffer (each layer's rows
+        The result is a view of layer-major ``(L', F, D)`` memory (each layer's rows
         contiguous, as training batches lay them out): every chunk is decoded straight into
-        its place there, with no intermediate copy.
+        its place in a buffer of whole chunks, with no intermediate copy; a read of less than
+        half that buffer is copied out of it.
         """
         rows, layers, dim = self.shape
         start, stop = max(0, start), min(rows, stop)
@@ -99,7 +100,12 @@ class DirectFrames:
                 for j, path in enumerate(row):
                     decode(path, out[j, i * self.chunk_rows : (i + 1) * self.chunk_rows])
         first = c0 * self.chunk_rows
-        return out[:, start - first : stop - first].transpose(1, 0, 2)  # (F, L', D) view
+        picked = out[:, start - first : stop - first]  # (L', F, D)
+        if 2 * (stop - start) < out.shape[1]:
+            # a short read (one utterance) is copied out, so what a caller keeps never pins
+            # whole chunks of frames it did not ask for
+            picked = picked.copy()
+        return picked.transpose(1, 0, 2)  # (F, L', D) view of layer-major memory
 
 
 @contextlib.contextmanager
