@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import choice, described
+from featcache.demo_data import ENGINES
+
 
 @click.command("demo-data")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
@@ -15,8 +18,8 @@ import click
     "--engine",
     "engines",
     multiple=True,
-    type=click.Choice(["espeak", "flite"]),
-    help="Speech engines to use (default: espeak-ng, plus flite when installed).",
+    type=choice(ENGINES),
+    help=described(ENGINES, "Speech engines to use (default: all; repeat to pick):"),
 )
 def demo_data(out: Path, utterances: int, seed: int, engines: tuple[str, ...]) -> None:
     """Synthesize a labelled corpus into OUT: wav/*.wav (16 kHz) and manifest.jsonl.
@@ -36,7 +39,7 @@ def demo_data(out: Path, utterances: int, seed: int, engines: tuple[str, ...]) -
         bars[0].update(done - bars[0].n)
 
     try:
-        path = make_demo_corpus(out, utterances, seed, engines or ("espeak", "flite"), progress)
+        path = make_demo_corpus(out, utterances, seed, engines or tuple(ENGINES), progress)
     finally:
         for bar in bars:
             bar.close()

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 
+from featcache.cli.options import choice
+from featcache.manifest import SPLITS
+
 
 @click.command("evaluate")
 @click.option("--runs", "run_options", multiple=True, type=click.Path(path_type=Path),
               help="Training run folder(s), as report --runs; repeat or list several.")  # fmt: skip
 @click.argument("more_runs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test",
+@click.option("--split", type=choice(SPLITS), default=SPLITS.default,
               show_default=True, help="Which split to score.")  # fmt: skip
 @click.option("--device", help="Override the runs' device (auto, cpu, cuda, cuda:N).")
 def evaluate(run_options, more_runs, split: str, device: str | None) -> None:

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
-from featcache.cli.options import choice
+from featcache.cli.options import choice, described
 from featcache.importers import IMPORTERS
+from featcache.importers.folder import LABEL_SOURCES
+from featcache.importers.mlsuperb import TRAIN_SETS
+from featcache.manifest import SPLITS
 
 HELP = f"""Convert SRC (a KIND corpus or manifest) into manifest OUT (.jsonl or .jsonl.gz).
 
@@ -39,8 +42,8 @@ source layout. Then check the result with `featcache manifest validate OUT`.
 )
 @click.option(
     "--label-from",
-    type=click.Choice(["parent", "top"]),
-    help="dir: take a label from each file's parent folder or the top folder.",
+    type=choice(LABEL_SOURCES),
+    help=described(LABEL_SOURCES, "dir: take a label from"),
 )
 @click.option("--label-field", help="dir: name of that label field (default: label).")
 @click.option(
@@ -71,8 +74,8 @@ source layout. Then check the result with `featcache manifest validate OUT`.
 @click.option(
     "--config",
     "config",
-    type=click.Choice(["10min", "1h"]),
-    help="mlsuperb: training-set size (default 10min).",
+    type=choice(TRAIN_SETS),
+    help=described(TRAIN_SETS, f"mlsuperb: training-set size (default {TRAIN_SETS.default}):"),
 )
 @click.option(
     "--max-duration", type=float, help="mlsuperb: drop training utterances longer than this (s)."
@@ -86,7 +89,7 @@ def import_(kind: str, src: Path, out: Path, absolute: bool, **options) -> None:
     splits: dict[str, int] = {}
     for utt in manifest:
         splits[utt.split or "no split"] = splits.get(utt.split or "no split", 0) + 1
-    order = {"train": 0, "dev": 1, "test": 2}
-    names = sorted(splits, key=lambda name: (order.get(name, 3), name))
+    order = SPLITS.names()
+    names = sorted(splits, key=lambda name: (order.index(name) if name in order else 3, name))
     detail = f" ({', '.join(f'{name} {splits[name]}' for name in names)})" if manifest else ""
     click.echo(f"wrote {len(manifest)} utterances to {out}{detail}")

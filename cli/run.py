@@ -42,7 +42,8 @@ def run(recipe: str, out, source, upstreams, cache, storage_options, dry_run: bo
     """  # fmt: skip
     from featcache.errors import ConfigError
     from featcache.pipelines.recipe import load_recipe, resolve_recipe
-    from featcache.pipelines.run import check, plan, run_recipe
+    from featcache.pipelines.run import plan, run_recipe
+    from featcache.pipelines.run_check import check
 
     r = load_recipe(
         resolve_recipe(recipe), out=out, source=source, upstreams=list(upstreams) or None

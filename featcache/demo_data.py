@@ -16,11 +16,18 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from featcache.atomic import replacing, write_atomic
 from featcache.errors import ConfigError, DependencyError
+from featcache.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ENGINES = Registry("speech engine", "--engine")
+ENGINES.register("espeak", "espeak-ng (required), English and Spanish voices")
+ENGINES.register("flite", "used when installed, English voices")
 
 SAMPLE_RATE = 16000
 
@@ -30,7 +37,7 @@ class Voice:
     """A synthetic speaker: an engine, its voice or variant, and a base pitch/speed."""
 
     speaker: str
-    engine: str  # "espeak" | "flite"
+    engine: str  # an ENGINES name
     voice: str  # espeak variant (combined with a language) or flite voice name
     gender: str
     pitch: int  # espeak 0-99, or flite mean F0 in Hz
@@ -122,7 +129,7 @@ class DemoDataConfig:
 
     utterances: int = 240
     seed: int = 0
-    engines: tuple[str, ...] = ("espeak", "flite")
+    engines: tuple[str, ...] = tuple(ENGINES)
 
 
 def available_voices(engines: tuple[str, ...]) -> list[Voice]:
@@ -144,7 +151,7 @@ def make_demo_corpus(
     out: str | Path,
     utterances: int = 240,
     seed: int = 0,
-    engines=("espeak", "flite"),
+    engines=tuple(ENGINES),
     progress=None,
 ) -> Path:
     """Synthesize the corpus into ``out`` (``wav/*.wav`` + ``manifest.jsonl``); return the manifest.
@@ -236,6 +243,8 @@ def plan_corpus(voices: list[Voice], utterances: int, seed: int) -> list[dict]:
 
 def synthesize(voice: Voice, text: str, language: str, style: str, jitter, tmp: Path) -> np.ndarray:
     """One utterance as float32 mono 16 kHz."""
+    import numpy as np
+
     from featcache.audio import load_audio
 
     pitch_off, speed_f, amp_f = STYLES[style]

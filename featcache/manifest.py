@@ -17,70 +17,25 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from featcache.errors import ManifestError
+from featcache.manifest_parse import parse_file, parse_record
+from featcache.registry import Registry
+from featcache.utterance import RESERVED, Problem, Utterance
 
-RESERVED = ("id", "audio", "start", "duration", "channel", "split")
-SPLITS = ("train", "dev", "test")  # the split values the later stages use
+__all__ = ["RESERVED", "SPLITS", "Manifest", "Problem", "Utterance", "validate_manifest",
+           "write_manifest"]  # fmt: skip
+
+SPLITS = Registry("split", "--split")  # the split values train, probe and evaluate use
+SPLITS.register("train", "what models and probes are fitted on")
+SPLITS.register("dev", "model selection: the best epoch, early stopping")
+SPLITS.register("test", "the held-out score", default=True)
 SPLIT_ALIASES = {"valid": "dev", "validation": "dev", "val": "dev", "development": "dev",
                  "eval": "test", "training": "train"}  # fmt: skip
-SPLITS = ("train", "dev", "test")
-
-
-@dataclass(frozen=True)
-class Utterance:
-    """One manifest entry. ``audio`` is absolute; ``fields`` holds every non-reserved key.
-
-    Picklable (it travels to extraction workers); treat ``fields`` as read-only.
-    """
-
-    id: str
-    audio: str
-    start: float = 0.0
-    duration: float | None = None
-    channel: int | None = None
-    split: str | None = None
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    line: int = 0
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """A reserved attribute (``split``, ``start``, ...) or a label field, else ``default``."""
-        if name in RESERVED:
-            value = getattr(self, name)
-            return default if value is None else value
-        return self.fields.get(name, default)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object of this entry (absolute audio path; optional keys only when set)."""
-        out: dict[str, Any] = {"id": self.id, "audio": self.audio}
-        if self.start:
-            out["start"] = self.start
-        for key in ("duration", "channel", "split"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        out.update(self.fields)
-        return out
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One defect found in a manifest, printed as ``FILE:LINE: [id] message``."""
-
-    path: str
-    line: int
-    utt_id: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        who = f" [{self.utt_id}]" if self.utt_id else ""
-        return f"{where}:{who} {self.message}"
 
 
 class Manifest:
@@ -104,7 +59,7 @@ class Manifest:
         Audio files are not opened here; :func:`validate_manifest` does that.
         """
         path = Path(path)
-        utterances, problems = _parse(path)
+        utterances, problems = parse_file(path)
         if problems:
             shown = "; ".join(str(p) for p in problems[:5])
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
@@ -121,7 +76,7 @@ class Manifest:
         """Build a manifest from dicts (relative audio paths resolve against ``root``)."""
         utterances, problems = [], []
         for i, rec in enumerate(records, start=1):
-            utt, errs = _utterance(dict(rec), Path(root), i, "<records>")
+            utt, errs = parse_record(dict(rec), Path(root), i, "<records>")
             problems.extend(errs)
             if utt is not None:
                 utterances.append(utt)
@@ -208,7 +163,7 @@ def validate_manifest(path: str | os.PathLike, check_audio: bool = True) -> list
     path = Path(path)
     if not path.exists():
         return [Problem(str(path), 0, None, "manifest file not found")]
-    utterances, problems = _parse(path)
+    utterances, problems = parse_file(path)
     for utt in utterances:
         if utt.split is not None and utt.split not in SPLITS:
             hint = SPLIT_ALIASES.get(utt.split.lower())
@@ -226,145 +181,3 @@ def validate_manifest(path: str | os.PathLike, check_audio: bool = True) -> list
                 problems.append(Problem(str(path), utt.line, utt.id, message))
     problems.sort(key=lambda p: p.line)
     return problems
-
-
-# --- parsing ---------------------------------------------------------------------------------
-def _read_lines(path: Path) -> list[bytes]:
-    """The raw lines of a manifest (gunzipped); a UTF-8 byte-order mark is dropped."""
-    if path.is_dir():
-        raise ManifestError(
-            f"manifest {path} is a folder; give the .jsonl file inside it "
-            f"(e.g. {path / 'manifest.jsonl'})"
-        )
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        else:
-            data = path.read_bytes()
-    except (OSError, EOFError) as e:
-        raise ManifestError(f"cannot read manifest {path}: {e}") from None
-    if b"\0" in data[:4096]:
-        raise ManifestError(
-            f"manifest {path} holds binary data, not JSON lines; give the .jsonl manifest"
-        )
-    if data.startswith(b"\xef\xbb\xbf"):  # written by some Windows editors
-        data = data[3:]
-    return data.split(b"\n")
-
-
-def _parse(path: Path) -> tuple[list[Utterance], list[Problem]]:
-    """Parse every line, collecting all structural problems instead of stopping at the first."""
-    if not path.exists():
-        raise ManifestError(f"manifest {path} not found; check the path")
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
-    first_line: dict[str, int] = {}
-    root = path.resolve().parent
-    for number, raw in enumerate(_read_lines(path), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            problems.append(
-                Problem(
-                    str(path),
-                    number,
-                    None,
-                    f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                    "save the manifest as UTF-8",
-                )
-            )
-            continue
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as e:
-            problems.append(Problem(str(path), number, None, f"bad JSON ({e.msg})"))
-            continue
-        if not isinstance(record, dict):
-            problems.append(Problem(str(path), number, None, "line is not a JSON object"))
-            continue
-        utt, errs = _utterance(record, root, number, str(path))
-        problems.extend(errs)
-        if utt is None:
-            continue
-        if utt.id in first_line:
-            problems.append(
-                Problem(
-                    str(path),
-                    number,
-                    utt.id,
-                    f"duplicate id (first on line {first_line[utt.id]}); ids must be unique",
-                )
-            )
-            continue
-        first_line[utt.id] = number
-        utterances.append(utt)
-    if not utterances and not problems:
-        problems.append(Problem(str(path), 0, None, "manifest has no utterances"))
-    return utterances, problems
-
-
-def _utterance(
-    record: dict[str, Any], root: Path, line: int, path: str
-) -> tuple[Utterance | None, list[Problem]]:
-    """Turn one JSON object into an Utterance, or report what is wrong with it."""
-    problems: list[Problem] = []
-
-    def bad(message: str, utt_id: str | None = None) -> None:
-        problems.append(Problem(path, line, utt_id, message))
-
-    utt_id = record.get("id")
-    if utt_id is None or (isinstance(utt_id, str) and not utt_id.strip()):
-        bad("missing required field 'id'")
-        return None, problems
-    if not isinstance(utt_id, (str, int)) or isinstance(utt_id, bool):
-        bad(f"'id' must be a string, got {type(utt_id).__name__}")
-        return None, problems
-    utt_id = str(utt_id)
-    audio = record.get("audio")
-    if not isinstance(audio, str) or not audio.strip():
-        bad("missing required field 'audio' (a path to an audio file)", utt_id)
-        return None, problems
-    audio_path = Path(os.path.expanduser(audio))
-    if not audio_path.is_absolute():
-        audio_path = root / audio_path
-    start = _number(record, "start", 0.0, bad, utt_id)
-    duration = _number(record, "duration", None, bad, utt_id)
-    if start is not None and start < 0:
-        bad(f"negative 'start' ({start}); segments start at 0 or later", utt_id)
-    if duration is not None and duration <= 0:
-        bad(f"'duration' must be positive, got {duration}", utt_id)
-    channel = record.get("channel")
-    if channel is not None and (
-        not isinstance(channel, int) or isinstance(channel, bool) or channel < 0
-    ):
-        bad(f"'channel' must be a non-negative integer, got {channel!r}", utt_id)
-    split = record.get("split")
-    if split is not None and not isinstance(split, str):
-        bad(f"'split' must be a string such as train/dev/test, got {split!r}", utt_id)
-    if problems:
-        return None, problems
-    fields = {k: v for k, v in record.items() if k not in RESERVED}
-    utt = Utterance(
-        id=utt_id,
-        audio=str(audio_path.resolve() if audio_path.exists() else audio_path),
-        start=float(start or 0.0),
-        duration=None if duration is None else float(duration),
-        channel=channel,
-        split=split,
-        fields=fields,
-        line=line,
-    )
-    return utt, problems
-
-
-def _number(record, key, default, bad, utt_id):
-    value = record.get(key, default)
-    if value is default:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        bad(f"'{key}' must be a number of seconds, got {value!r}", utt_id)
-        return default
-    return float(value)

@@ -32,6 +32,23 @@ class PartJob:
     threads: int | None = None
 
 
+def threads_per_process(config) -> int:
+    """Torch threads of every forward, in this process and in every dask worker alike.
+
+    ``--threads`` (``config.threads``), else the driver's own torch thread count (all cores
+    unless pinned). Thread counts change float32 results in the last bits, so one count for all
+    processes is what makes the arrays byte-identical whatever the worker count; it is recorded
+    in the store's attrs (``torch_threads``). On CPU, N local workers then share the cores
+    N-fold: pass ``--threads`` (e.g. cores / N) to avoid that, for the same bits at any worker
+    count.
+    """
+    if config.threads:
+        return config.threads
+    import torch
+
+    return torch.get_num_threads()
+
+
 def compute_part(upstream, job: PartJob, executor: ThreadPoolExecutor, on_batch=None):
     """Compute one part's utterances with ``upstream`` and write them; returns a commit future.
 

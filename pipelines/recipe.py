@@ -147,7 +147,7 @@ def load_recipe(path: str | Path, out: str | Path | None = None, source: str | P
 
 def _expand_each(runs: list[RunSpec], upstreams: list[str], where: str) -> list[RunSpec]:
     """``upstreams = "each"``: one single-model run per extracted upstream."""
-    from featcache.store.cache import store_name
+    from featcache.store.names import store_name
 
     out = []
     for run in runs:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -10,8 +9,8 @@ import pytest
 
 from featcache.pipelines.extract import ExtractConfig, extract
 from featcache.store import get_backend
+from featcache.testing.corpus import make_noise_corpus
 
-SR = 16000
 UPSTREAM = "random:tiny-hubert"
 # fbank needs no transformers import in the workers: the second cluster starts faster
 FAST = "fbank"
@@ -19,17 +18,8 @@ FAST = "fbank"
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    import soundfile as sf
-
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    records = []
-    for i in range(8):
-        wav = 0.1 * rng.standard_normal(int(SR * (0.4 + 0.1 * (i % 3))))
-        sf.write(root / f"u{i}.wav", wav.astype(np.float32), SR)
-        records.append({"id": f"u{i}", "audio": f"u{i}.wav"})
-    (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return root / "m.jsonl"
+    lengths = [0.4 + 0.1 * (i % 3) for i in range(8)]
+    return make_noise_corpus(tmp_path_factory.mktemp("corpus"), lengths, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from featcache.cli.main import main
 from featcache.errors import LockedError, UpstreamError
 from featcache.pipelines.extract import ExtractConfig, extract, resolve_paths
 from featcache.store import open_cache
 from featcache.store.lock import LEASE, CacheLock
-from featcache.testing.caches import read_all_arrays
+from featcache.testing.caches import extracted_cache, read_all_arrays, run_cli
 from featcache.testing.corpus import make_tone_corpus
 
 
@@ -46,21 +45,15 @@ def _write(rows, path):
 
 
 def _cli(capsys, *argv):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
+    code = run_cli(*argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
 @pytest.fixture()
 def built(tmp_path):
-    manifest = make_tone_corpus(tmp_path / "corpus", utterances=6).path
-    cache = tmp_path / "cache"
-    _extract(manifest, cache)
-    return manifest, cache
+    manifest, caches = extracted_cache(tmp_path)  # fbank, 6 utterances, parts of 2
+    return manifest, caches["zarr"]
 
 
 def test_a_failed_extract_writes_nothing(built, tmp_path):

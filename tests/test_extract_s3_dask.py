@@ -17,26 +17,17 @@ from featcache.errors import StoreError
 from featcache.pipelines.extract import ExtractConfig, extract
 from featcache.store import get_backend
 from featcache.store.location import RemoteDir
+from featcache.testing.corpus import make_noise_corpus
 
-SR = 16000
 UPSTREAM = "fbank"  # no transformers import: workers (and the restarted one) start fast
 STORE = "fbank.zarr"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    import soundfile as sf
-
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(1)
-    records = []
-    for i in range(10):
-        wav = 0.1 * rng.standard_normal(int(SR * (0.4 + 0.1 * (i % 3))))
-        sf.write(root / f"u{i}.wav", wav.astype(np.float32), SR)
-        split = ("train", "train", "dev", "test", "train")[i % 5]
-        records.append({"id": f"u{i}", "audio": f"u{i}.wav", "split": split, "spk": f"s{i % 2}"})
-    (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return root / "m.jsonl"
+    lengths = [0.4 + 0.1 * (i % 3) for i in range(10)]
+    return make_noise_corpus(tmp_path_factory.mktemp("corpus"), lengths, seed=1, speakers=2,
+                             splits=("train", "train", "dev", "test", "train"))  # fmt: skip
 
 
 def _config(corpus, cache, **kw):

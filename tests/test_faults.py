@@ -62,9 +62,9 @@ def _one_line(done):
 
 
 KILLS = [
-    ("zarr", "featcache.store.zarr:_ZarrPartSink.commit:2:kill"),
+    ("zarr", "featcache.store.zarr_part:ZarrPartSink.commit:2:kill"),
     ("zarr", "featcache.store.builder:StoreBuilder.finalize:1:kill"),
-    ("hdf5", "featcache.store.hdf5:_HDF5PartSink.write:3:kill"),
+    ("hdf5", "featcache.store.hdf5_part:HDF5PartSink.write:3:kill"),
     ("hdf5", "featcache.store.hdf5:HDF5Backend.finalize:1:kill"),
 ]
 
@@ -146,7 +146,7 @@ def test_a_concurrent_second_extract_stops_at_once_and_the_first_resumes(clean, 
     args = [str(a) for a in _extract_args(manifest, cache, "zarr")]
     first = subprocess.Popen(
         [sys.executable, "-m", "featcache.testing.faults",
-         "featcache.store.zarr:_ZarrPartSink.commit:2:pause", *args],
+         "featcache.store.zarr_part:ZarrPartSink.commit:2:pause", *args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:

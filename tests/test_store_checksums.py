@@ -9,12 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from featcache.cli.main import main
 from featcache.errors import StoreError
 from featcache.pipelines.extract import ExtractConfig, extract
 from featcache.store import open_cache
-from featcache.testing.caches import read_all_arrays
-from featcache.testing.corpus import make_tone_corpus
+from featcache.testing.caches import extracted_cache, read_all_arrays, run_cli
 
 FORMATS = {"zarr": "fbank.zarr", "hdf5": "fbank.h5"}
 
@@ -27,13 +25,7 @@ def _extract(manifest, cache, format):
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
     """A clean fbank cache per format over 6 tone utterances (3 parts of 2)."""
-    root = tmp_path_factory.mktemp("clean")
-    manifest = make_tone_corpus(root / "corpus", utterances=6).path
-    caches = {}
-    for format in FORMATS:
-        _extract(manifest, root / format, format)
-        caches[format] = root / format
-    return manifest, caches
+    return extracted_cache(tmp_path_factory.mktemp("clean"), formats=tuple(FORMATS))
 
 
 def _copy(clean, format, tmp_path):
@@ -64,11 +56,7 @@ def _flip(store, part=1):
 
 
 def _cli(capsys, *argv):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
+    code = run_cli(*argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -16,25 +16,16 @@ from featcache.errors import ConfigError
 from featcache.pipelines.extract import ExtractConfig, extract
 from featcache.store import Cache, get_backend, open_cache
 from featcache.store.location import as_location, parse_storage_options
+from featcache.testing.corpus import make_noise_corpus
 
-SR = 16000
 UPSTREAMS = ["fbank", "random:tiny-hubert"]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    import soundfile as sf
-
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    records = []
-    for i in range(9):
-        wav = 0.1 * rng.standard_normal(int(SR * (0.3 + 0.05 * i)))
-        sf.write(root / f"u{i}.wav", wav.astype(np.float32), SR)
-        split = ("train", "train", "dev", "test")[i % 4] if i < 8 else "train"
-        records.append({"id": f"u{i}", "audio": f"u{i}.wav", "split": split, "spk": f"s{i % 2}"})
-    (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return root / "m.jsonl"
+    lengths = [0.3 + 0.05 * i for i in range(9)]
+    return make_noise_corpus(tmp_path_factory.mktemp("corpus"), lengths, seed=0, speakers=2,
+                             splits=("train", "train", "dev", "test"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")

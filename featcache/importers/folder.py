@@ -12,8 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from featcache.errors import ConfigError, ManifestError
+from featcache.errors import ManifestError
 from featcache.importers.common import AUDIO_EXTENSIONS, IdSet, audio_files, require_dir, split_of
+from featcache.registry import Registry
+
+LABEL_SOURCES = Registry("label source", "--label-from")
+LABEL_SOURCES.register("parent", "the folder holding each file (speaker/utt.wav)")
+LABEL_SOURCES.register("top", "the first folder below SRC (angry/session1/x.wav)")
 
 
 def read_folder(
@@ -29,8 +34,9 @@ def read_folder(
     ----------
     src : path
         The folder.
-    label_from : {"parent", "top"}, optional
-        Take a label from each file's parent folder name, or from the first folder below ``src``.
+    label_from : str, optional
+        A :data:`LABEL_SOURCES` name: take a label from each file's parent folder name
+        (``parent``), or from the first folder below ``src`` (``top``).
     label_field : str
         Name of that label field (``speaker``, ``emotion``, ...); default ``label``.
     split : str, optional
@@ -38,8 +44,8 @@ def read_folder(
         named ``train*``/``dev*``/``test*``.
     """
     src = require_dir(Path(src), "a folder of audio files").resolve()
-    if label_from not in (None, "parent", "top"):
-        raise ConfigError(f"--label-from must be 'parent' or 'top', got {label_from!r}")
+    if label_from is not None:
+        LABEL_SOURCES.get(label_from)  # ConfigError naming the choices
     files = audio_files(src, _extensions())
     if not files:
         raise ManifestError(f"{src}: no audio files ({', '.join(_extensions())}) found below it")

@@ -32,6 +32,14 @@ from typing import Any
 
 from featcache.errors import ConfigError, ManifestError
 from featcache.importers.common import IdSet, located, read_lines, require_dir
+from featcache.registry import Registry
+
+# ML-SUPERB's training-set sizes: the name is the middle of transcript_<name>_train.txt
+TRAIN_SETS = Registry("ML-SUPERB training set", "--config")
+TRAIN_SETS.register(
+    "10min", "10 minutes per language (the benchmark's few-shot setting)", default=True
+)
+TRAIN_SETS.register("1h", "1 hour of training audio per language")
 
 # monolingual benchmark names -> the dataset providing train/dev (ESPnet single_lang_data_prep)
 MONO_DATASETS = {
@@ -61,7 +69,7 @@ def read_mlsuperb(
     src: str | Path,
     *,
     language: str | None = None,
-    config: str = "10min",
+    config: str = TRAIN_SETS.default,
     max_duration: float | None = None,
 ) -> list[dict[str, Any]]:
     """Records of ML-SUPERB train/dev/test, ordered by split, dataset, language, then file order.
@@ -72,14 +80,13 @@ def read_mlsuperb(
         Folder holding the dataset folders (``ALFFA``, ``mls``, ``fleurs``, ...).
     language : str, optional
         Monolingual setting: a benchmark name (``eng1``, ``jpn``, ...) or an ISO 639-3 code.
-    config : {"10min", "1h"}
-        Training-set size.
+    config : str
+        Training-set size, a :data:`TRAIN_SETS` name (``10min`` or ``1h``).
     max_duration : float, optional
         Drop training utterances longer than this many seconds.
     """
     src = require_dir(Path(src), "the ML-SUPERB folder holding <dataset>/<lang>/ folders").resolve()
-    if config not in ("10min", "1h"):
-        raise ConfigError(f"--config must be 10min or 1h, got {config!r}")
+    TRAIN_SETS.get(config)  # ConfigError naming the choices
     pairs = sorted(
         (d.name, lang.name)
         for d in src.iterdir()

@@ -88,7 +88,7 @@ def _name(path) -> str:
 
 _LAZY = {  # numpy and the backends load on first use, so the registries above stay light
     "Cache": "featcache.store.cache",
-    "list_stores": "featcache.store.cache",
+    "list_stores": "featcache.store.names",
     "open_cache": "featcache.store.cache",
     "CacheReader": "featcache.store.reader",
     "parse_layers": "featcache.store.layers",

@@ -5,40 +5,24 @@
 ``.h5``, one per upstream. It finds an upstream's store by any of its names, opens readers, and
 decides what an extraction may do to an existing folder: resume an interrupted build, append
 utterances added to the manifest, refuse a changed manifest or other options, or rebuild with
-``overwrite``. Pipelines orchestrate; they ask the cache.
+``overwrite``. Pipelines orchestrate; they ask the cache. Names are matched in
+:mod:`~featcache.store.names`, manifests compared in :mod:`~featcache.store.manifest_copy`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from featcache.errors import ConfigError, StoreError, StoreNotFoundError
 from featcache.store import FORMATS, format_of, get_backend, store_name_of, suffix_of
 from featcache.store.location import RemoteDir, as_location, is_remote, write_file
+from featcache.store.manifest_copy import MANIFEST, audio_changes, copy_sha256, read_copy
+from featcache.store.names import find_store, list_stores, store_name
 from featcache.store.paths import has_work, remove_path, store_exists, work_dir
 from featcache.store.reader import CacheReader
 
-MANIFEST = "manifest.jsonl"
-# manifest fields that decide an utterance's frames; any other field is a label
-AUDIO_FIELDS = ("audio", "start", "duration", "channel")
-
-
-def list_stores(cache_dir, storage_options: dict | None = None) -> dict[str, Path | RemoteDir]:
-    """Stores in a cache folder or URL: store name -> path, sorted by name (empty if none)."""
-    cache_dir = as_location(cache_dir, storage_options)
-    if not cache_dir.is_dir():
-        return {}
-    found = ((store_name_of(p), p) for p in sorted(cache_dir.iterdir()))
-    return {name: p for name, p in found if name is not None and store_exists(p)}
-
-
-def store_name(upstream: str) -> str:
-    """The store name an upstream name is extracted under (its slug; the one place it is made)."""
-    from featcache.upstreams.registry import upstream_slug
-
-    return upstream_slug(upstream)
+__all__ = ["Cache", "list_stores", "open_cache", "store_name"]
 
 
 def open_cache(
@@ -127,28 +111,11 @@ class Cache:
 
     def manifest(self):
         """The manifest the stores were built from (:class:`featcache.manifest.Manifest`)."""
-        from featcache.manifest import Manifest
-
-        if not self.manifest_file.exists():
-            raise StoreNotFoundError(
-                f"{self.manifest_file}: cache folder has no manifest copy; pass --manifest"
-            )
-        if not self.is_remote:
-            return Manifest.load(self.manifest_file)
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="featcache-manifest-") as tmp:
-            local = Path(tmp) / MANIFEST  # the copy holds absolute audio paths: no folder to keep
-            local.write_bytes(self.manifest_file.read_bytes())
-            manifest = Manifest.load(local)
-        manifest.path = self.manifest_file
-        return manifest
+        return read_copy(self.manifest_file)
 
     def manifest_sha256(self) -> str | None:
         """sha256 of the manifest copy's bytes (equal to ``Manifest.sha256()``), or None."""
-        if not self.manifest_file.exists():
-            return None
-        return hashlib.sha256(self.manifest_file.read_bytes()).hexdigest()
+        return copy_sha256(self.manifest_file)
 
     def accept_manifest(self, manifest, overwrite: bool = False, rebuilding=()) -> None:
         """Check ``manifest`` against the copy (:meth:`check_manifest`), then make it the copy."""
@@ -171,8 +138,9 @@ class Cache:
         """Refuse a manifest that drops utterances of the copy or changes their audio.
 
         Added utterances are fine (they become new parts of every store); so are changed
-        labels, splits or order: fields other than :data:`AUDIO_FIELDS` do not change frames,
-        so the stores are kept and their index follows the new order. A manifest that changes
+        labels, splits or order: fields other than
+        :data:`~featcache.store.manifest_copy.AUDIO_FIELDS` do not change frames, so the stores
+        are kept and their index follows the new order. A manifest that changes
         or drops utterances is refused, unless ``overwrite`` and every store of the folder is
         being rebuilt (``rebuilding``: upstream names): a store left behind would hold frames
         of audio the new manifest no longer describes. Reads only.
@@ -180,16 +148,7 @@ class Cache:
         rebuilding = {store_name(u) for u in rebuilding}
         if not self.manifest_file.exists() or self.manifest_sha256() == manifest.sha256():
             return
-        old = self.manifest()
-        removed = [u.id for u in old if u.id not in manifest]
-        changed = []
-        for u in old:
-            if u.id not in manifest:
-                continue
-            a, b = u.to_dict(), manifest[u.id].to_dict()
-            keys = sorted(k for k in AUDIO_FIELDS if a.get(k) != b.get(k))
-            if keys:
-                changed.append(f"{u.id!r} (line {manifest[u.id].line}: {', '.join(keys)})")
+        removed, changed = audio_changes(self.manifest(), manifest)
         if not (removed or changed):
             return
         if overwrite:
@@ -228,13 +187,9 @@ class Cache:
         for, the checkpoint folder, or the store name (``facebook--hubert-base-ls960``).
         """
         stores = self.stores()
-        for key in (upstream, store_name(upstream)):
-            if key in stores:
-                return stores[key]
-        wanted = _names_of(upstream)
-        for path in stores.values():
-            if wanted & _recorded_names(path):
-                return path
+        found = find_store(stores, upstream)
+        if found is not None:
+            return found
         raise StoreNotFoundError(
             f"{self.path}: no store for upstream {upstream!r} (have: {', '.join(stores)}); "
             f"run `featcache extract ... -u {upstream}` first"
@@ -365,27 +320,3 @@ class Cache:
                     f"{other}: this cache already holds the upstream in another format; "
                     f"use the same --format, --overwrite after removing it, or a new --cache folder"
                 )
-
-
-def _names_of(upstream: str) -> set[str]:
-    """The names ``upstream`` goes by: as given, and the hub id or folder it resolves to."""
-    from featcache.errors import UpstreamError
-    from featcache.upstreams.registry import resolve
-
-    names = {str(upstream).strip()}
-    try:
-        kind, target = resolve(upstream)
-    except UpstreamError:
-        return names
-    if kind in ("hub", "folder"):
-        names.add(target)
-    return names
-
-
-def _recorded_names(path: Path) -> set[str]:
-    """The upstream names a store's attrs record: as given to extract, and its source."""
-    try:
-        upstream = get_backend(format_of(path)).read_attrs(path).get("upstream", {})
-    except StoreError:
-        return set()
-    return {str(v) for v in (upstream.get("name"), upstream.get("source")) if v}

@@ -2,7 +2,9 @@
 
 Backends hand out ``parts/<k>/frames`` wrapped in :class:`CheckedFrames`, so whoever reads frames
 (the reader, dask graphs, training loaders) gets a :class:`featcache.errors.StoreError` saying
-where the damage is and what to do, never a value decoded from damaged bytes.
+where the damage is and what to do, never a value decoded from damaged bytes. The store's attrs
+and index are read through :func:`read_checked_attrs` and :func:`read_checked_index` (by the
+reader and by ``featcache verify``) for the same reason.
 """
 
 from __future__ import annotations
@@ -61,3 +63,38 @@ def chunk_rows(coords: tuple[int, ...], chunk_frames: int, length: int) -> str:
 
 def _short(e: BaseException) -> str:
     return " ".join(f"{type(e).__name__}: {e}".split())[:200]
+
+
+# attrs a store must have, and their types (a hand-edited or damaged zarr.json fails here)
+REQUIRED_ATTRS = {"layers": list, "hidden_size": int, "frame_rate": (int, float),
+                  "sample_rate": int, "dtype": str, "num_layers": int}  # fmt: skip
+
+
+def read_checked_attrs(handle, path: Path) -> dict:
+    """The store's attrs, or a StoreError naming what is wrong with them."""
+    try:
+        attrs = handle.attrs()
+    except DECODE_ERRORS as e:
+        raise damaged(path, "attrs['featcache']", f"cannot read: {e}") from e
+    if not isinstance(attrs, dict):
+        raise damaged(path, "attrs['featcache']", "not a JSON object")
+    for key, kind in REQUIRED_ATTRS.items():
+        if not isinstance(attrs.get(key), kind) or isinstance(attrs.get(key), bool):
+            raise damaged(path, "attrs['featcache']", f"{key}={attrs.get(key)!r} is not valid")
+    if attrs["num_layers"] != len(attrs["layers"]):
+        raise damaged(path, "attrs['featcache']", "num_layers differs from len(layers)")
+    return attrs
+
+
+def read_checked_index(handle, path: Path):
+    """The store's index arrays, checked for equal lengths (an error names what is damaged)."""
+    try:
+        index = handle.index()
+    except DECODE_ERRORS as e:
+        raise damaged(path, "the index (utt_id, part, offset, num_frames, errors)", str(e)) from e
+    n = len(index.utt_id)
+    lengths = {"part": len(index.part), "offset": len(index.offset),
+               "num_frames": len(index.num_frames)}  # fmt: skip
+    if any(v != n for v in lengths.values()) or len(index.error_ids) != len(index.error_reasons):
+        raise damaged(path, "the index", f"utt_id has {n} rows but {lengths}")
+    return index

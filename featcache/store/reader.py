@@ -16,7 +16,7 @@ import numpy as np
 from featcache.errors import StoreError
 from featcache.store import format_of, get_backend, store_name_of
 from featcache.store.base import CHUNK_FRAMES
-from featcache.store.damage import DECODE_ERRORS, damaged
+from featcache.store.damage import DECODE_ERRORS, damaged, read_checked_attrs, read_checked_index
 from featcache.store.location import as_location, is_remote
 
 DASK_ROWS = 8 * CHUNK_FRAMES  # frames per dask chunk of layer(l)
@@ -277,41 +277,6 @@ class CacheReader:
                 f"{(self.num_layers, self.hidden_size)}",
             )
         return frames
-
-
-# attrs a store must have, and their types (a hand-edited or damaged zarr.json fails here)
-REQUIRED_ATTRS = {"layers": list, "hidden_size": int, "frame_rate": (int, float),
-                  "sample_rate": int, "dtype": str, "num_layers": int}  # fmt: skip
-
-
-def read_checked_attrs(handle, path: Path) -> dict:
-    """The store's attrs, or a StoreError naming what is wrong with them."""
-    try:
-        attrs = handle.attrs()
-    except DECODE_ERRORS as e:
-        raise damaged(path, "attrs['featcache']", f"cannot read: {e}") from e
-    if not isinstance(attrs, dict):
-        raise damaged(path, "attrs['featcache']", "not a JSON object")
-    for key, kind in REQUIRED_ATTRS.items():
-        if not isinstance(attrs.get(key), kind) or isinstance(attrs.get(key), bool):
-            raise damaged(path, "attrs['featcache']", f"{key}={attrs.get(key)!r} is not valid")
-    if attrs["num_layers"] != len(attrs["layers"]):
-        raise damaged(path, "attrs['featcache']", "num_layers differs from len(layers)")
-    return attrs
-
-
-def read_checked_index(handle, path: Path):
-    """The store's index arrays, checked for equal lengths (an error names what is damaged)."""
-    try:
-        index = handle.index()
-    except DECODE_ERRORS as e:
-        raise damaged(path, "the index (utt_id, part, offset, num_frames, errors)", str(e)) from e
-    n = len(index.utt_id)
-    lengths = {"part": len(index.part), "offset": len(index.offset),
-               "num_frames": len(index.num_frames)}  # fmt: skip
-    if any(v != n for v in lengths.values()) or len(index.error_ids) != len(index.error_reasons):
-        raise damaged(path, "the index", f"utt_id has {n} rows but {lengths}")
-    return index
 
 
 class _LazyFrames:

@@ -65,7 +65,7 @@ class StoreCheck:
 
 def verify_store(path: Path, deep: bool = False) -> StoreCheck:
     """Check one store; damage becomes entries of ``problems``, never an exception."""
-    from featcache.store.reader import read_checked_attrs, read_checked_index
+    from featcache.store.damage import read_checked_attrs, read_checked_index
 
     path = as_location(path)
     check = StoreCheck(path)
@@ -130,7 +130,7 @@ def _check_index(handle, index, check: StoreCheck, deep: bool) -> None:
 
 def verify_cache(cache_dir, deep: bool = False) -> list[StoreCheck]:
     """:func:`verify_store` on every store of ``cache_dir``, each result recorded for ``info``."""
-    from featcache.store.cache import list_stores
+    from featcache.store.names import list_stores
 
     stores = list_stores(cache_dir)
     if not stores:

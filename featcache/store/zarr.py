@@ -18,80 +18,31 @@ hidden states:
 Strings (``utt_id``, ``errors/*``) use zarr 3's variable-length UTF-8 type; plain
 ``zarr.open_group(path)["utt_id"][:]`` returns a numpy array of ``str``.
 
-Every array goes through :func:`create_checked_array`: its codec chain ends in a ``crc32c``
-checksum, so a flipped or truncated byte is a read error, and every chunk is written even when
-it equals the fill value, so a complete part has every chunk key and a deleted chunk is detected
-(zarr would otherwise read it back as zeros): :func:`missing_chunks`.
+Every array is made with a ``crc32c`` checksum and every chunk written
+(:mod:`featcache.store.zarr_arrays`); a local part is written beside the store and renamed into
+place (:mod:`featcache.store.zarr_part`); on object storage see :mod:`featcache.store.zarr_remote`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from featcache.atomic import fsync_dir
-from featcache.errors import StoreError, StoreNotFoundError
-from featcache.store.base import (
-    CHUNK_FRAMES,
-    DEFAULT_COMPRESSION,
-    Backend,
-    Index,
-    PartMeta,
-    PartSink,
-)
+from featcache.errors import StoreError
+from featcache.store.base import DEFAULT_COMPRESSION, Backend, Index, PartMeta, PartSink
 from featcache.store.damage import DECODE_ERRORS, CheckedFrames, chunk_rows, damaged
 from featcache.store.location import is_remote
-from featcache.store.paths import remove_path, tmp_name, work_dir
-
-PART_ATTR = "featcache_part"
-
-
-def frame_compressors(compression: str = DEFAULT_COMPRESSION) -> list:
-    """The bytes-to-bytes codecs of every array: "lz4"/"zstd" (Blosc, level 1) or none, then crc32c."""
-    from zarr.codecs import BloscCodec, Crc32cCodec
-
-    codecs = (
-        []
-        if compression == "none"
-        else [BloscCodec(cname=compression, clevel=1, shuffle="shuffle")]
-    )
-    return [*codecs, Crc32cCodec()]
-
-
-def create_checked_array(group, name: str, *, compression: str = "none", **kwargs):
-    """``group.create_array`` with the checksummed codec chain and every chunk written.
-
-    Every array of a store is made here (frames, pooled means, index, int8 scales alike).
-    """
-    return group.create_array(
-        name,
-        compressors=frame_compressors(compression),
-        config={"write_empty_chunks": True},
-        **kwargs,
-    )
-
-
-def missing_chunks(folder, array) -> list[tuple[int, ...]]:
-    """Chunk coordinates of ``array`` (stored in ``folder``) whose chunk file does not exist.
-
-    One listing of ``folder`` (a walk of a local folder, one ``find`` on object storage), not
-    one query per chunk: a part of a long corpus has thousands of chunks.
-    """
-    import itertools
-
-    if is_remote(folder):
-        root = folder.path + "/"
-        present = {p[len(root) :] for p in folder.fs.find(folder.path) if p.startswith(root)}
-    else:
-        present = {
-            os.path.relpath(os.path.join(top, f), folder).replace(os.sep, "/")
-            for top, _, files in os.walk(folder)
-            for f in files
-        }
-    grid = itertools.product(*(range(n) for n in array.cdata_shape))
-    return [c for c in grid if array.metadata.encode_chunk_key(c) not in present]
+from featcache.store.paths import remove_path
+from featcache.store.zarr_arrays import (
+    PART_ATTR,
+    create_checked_array,
+    missing_chunks,
+    open_group,
+    put,
+    zstore,
+)
+from featcache.store.zarr_part import ZarrPartSink
 
 
 class ZarrBackend(Backend):
@@ -105,15 +56,15 @@ class ZarrBackend(Backend):
     def create(self, path: Path, attrs: dict) -> None:
         import zarr
 
-        group = zarr.create_group(store=_zstore(path), attributes={"featcache": attrs})
+        group = zarr.create_group(store=zstore(path), attributes={"featcache": attrs})
         group.create_group("parts")
 
     def read_attrs(self, path: Path) -> dict:
-        return dict(_open(path, "r").attrs["featcache"])
+        return dict(open_group(path, "r").attrs["featcache"])
 
     def mark_incomplete(self, path: Path) -> None:
         # the index arrays are rewritten one by one in finalize(): flag them untrustworthy first
-        group = _open(path, "r+")
+        group = open_group(path, "r+")
         group.attrs["featcache"] = {**group.attrs["featcache"], "complete": False}
 
     def begin_part(
@@ -123,7 +74,7 @@ class ZarrBackend(Backend):
             from featcache.store.zarr_remote import MarkerPartSink
 
             return MarkerPartSink(path, k, shape_ld, dtype, compression)
-        return _ZarrPartSink(path, k, shape_ld, dtype, compression)
+        return ZarrPartSink(path, k, shape_ld, dtype, compression)
 
     def complete_parts(self, path: Path) -> dict[int, PartMeta]:
         import zarr
@@ -143,15 +94,15 @@ class ZarrBackend(Backend):
     def read_part_pooled(self, path: Path, k: int) -> np.ndarray:
         import zarr
 
-        return zarr.open_array(_zstore(path / "parts" / str(k) / "pooled"), mode="r")[...]
+        return zarr.open_array(zstore(path / "parts" / str(k) / "pooled"), mode="r")[...]
 
     def finalize(self, path: Path, attrs: dict, index: Index) -> None:
-        group = _open(path, "r+")
+        group = open_group(path, "r+")
         n, num_layers, dim = index.pooled.shape
-        _put(group, "utt_id", np.array(index.utt_id, dtype=str), str)
-        _put(group, "part", index.part.astype(np.int32))
-        _put(group, "offset", index.offset.astype(np.int64))
-        _put(group, "num_frames", index.num_frames.astype(np.int64))
+        put(group, "utt_id", np.array(index.utt_id, dtype=str), str)
+        put(group, "part", index.part.astype(np.int32))
+        put(group, "offset", index.offset.astype(np.int64))
+        put(group, "num_frames", index.num_frames.astype(np.int64))
         pooled = group.require_group("pooled")
         create_checked_array(
             pooled,
@@ -163,8 +114,8 @@ class ZarrBackend(Backend):
             overwrite=True,
         )[...] = index.pooled
         errors = group.require_group("errors")
-        _put(errors, "utt_id", np.array(index.error_ids, dtype=str), str)
-        _put(errors, "reason", np.array(index.error_reasons, dtype=str), str)
+        put(errors, "utt_id", np.array(index.error_ids, dtype=str), str)
+        put(errors, "reason", np.array(index.error_reasons, dtype=str), str)
         group.attrs["featcache"] = attrs
         if is_remote(path):  # an object PUT is whole or absent: no partial files to sweep
             return
@@ -187,7 +138,7 @@ class ZarrHandle:
 
     def __init__(self, path: Path, chunk_cache: str | None = None):
         self.path = path
-        self.group = _open(path, "r")
+        self.group = open_group(path, "r")
         self._frames: dict[int, object] = {}
         self._frames_group = self.group
         if chunk_cache is not None and is_remote(path):
@@ -259,119 +210,3 @@ class ZarrHandle:
 
     def close(self) -> None:
         pass
-
-
-class _ZarrPartSink(PartSink):
-    """Writes part ``k`` under the store's work folder, then renames it into ``parts/<k>``."""
-
-    def __init__(self, path: Path, k: int, shape_ld: tuple[int, int], dtype: str, compression):
-        import zarr
-
-        self.shape_ld = shape_ld
-        self._compression = compression
-        self._final = path / "parts" / str(k)
-        self._tmp = work_dir(path) / tmp_name(k)
-        self._tmp.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._group = zarr.create_group(store=str(self._tmp))
-            num_layers, dim = shape_ld
-            self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
-            # int8: one scale row per chunk of frames, all layers in one small chunk
-            self._scale = None
-            if dtype == "int8":
-                self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
-        except BaseException:
-            remove_path(self._tmp)  # e.g. a full disk while creating the arrays
-            raise
-
-    def _array(self, name: str, chunks: tuple, dtype: str):
-        """An empty, growable (0, L, D) array of the part, with the store's checksummed codecs."""
-        return create_checked_array(
-            self._group,
-            name,
-            shape=(0, *self.shape_ld),
-            chunks=chunks,
-            dtype=dtype,
-            compression=self._compression,
-        )
-
-    def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
-        end = start + len(frames)
-        self._frames.resize((end, *self.shape_ld))
-        self._frames[start:end] = frames
-        if self._scale is not None:
-            row = start // CHUNK_FRAMES
-            self._scale.resize((row + len(scale), *self.shape_ld))
-            self._scale[row:] = scale
-
-    def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
-        import zarr
-
-        n = len(pooled)
-        create_checked_array(
-            self._group,
-            "pooled",
-            shape=pooled.shape,
-            chunks=(max(1, n), *pooled.shape[1:]),
-            dtype="float32",
-            compression=self._compression,
-        )[...] = pooled
-        self._group.attrs[PART_ATTR] = meta.to_json()
-        if not (self._final.parent / "zarr.json").exists():  # create() was killed half-way
-            zarr.open_group(str(self._final.parent.parent), mode="r+").require_group("parts")
-        try:
-            os.rename(self._tmp, self._final)  # a folder: renamed whole, then made durable
-            fsync_dir(self._final.parent)
-        except OSError:
-            if not (self._final / "zarr.json").exists():
-                raise
-            remove_path(self._tmp)  # another process completed the same part first
-
-    def abort(self) -> None:
-        _drain_zarr_io()  # else chunk writes still in flight recreate the folder after removal
-        remove_path(self._tmp)
-
-
-def _zstore(path, read_only: bool = False):
-    """What zarr opens: a local folder's name, or an fsspec store for a URL."""
-    return path.zarr_store(read_only=read_only) if is_remote(path) else str(path)
-
-
-def _drain_zarr_io(timeout: float = 60.0) -> None:
-    """Wait for zarr's I/O tasks still running: when one chunk write of an array assignment
-    fails (a full disk), zarr raises at once while the other chunk writes go on."""
-    import asyncio
-
-    from zarr.core.sync import sync
-
-    async def drain():
-        me = asyncio.current_task()
-        others = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
-        if others:
-            await asyncio.wait(others, timeout=timeout)
-
-    sync(drain())
-
-
-def _open(path: Path, mode: str):
-    import zarr
-
-    if not (path / "zarr.json").exists():
-        raise StoreNotFoundError(f"{path}: no Zarr store here; run `featcache extract` first")
-    try:
-        return zarr.open_group(_zstore(path, read_only=mode == "r"), mode=mode)
-    except Exception as e:  # a corrupt or foreign folder
-        raise StoreError(f"{path}: cannot open as a Zarr v3 group ({e})") from e
-
-
-def _put(group, name: str, values: np.ndarray, dtype=None) -> None:
-    arr = create_checked_array(
-        group,
-        name,
-        shape=values.shape,
-        chunks=(max(1, min(len(values), 65536)),),
-        dtype=dtype or values.dtype,
-        overwrite=True,
-    )
-    if len(values):
-        arr[...] = values

@@ -15,10 +15,11 @@ import numpy as np
 
 from featcache.store.base import CHUNK_FRAMES, PartMeta
 from featcache.store.location import RemoteDir
-from featcache.store.zarr import PART_ATTR, _ZarrPartSink, _zstore, frame_compressors
+from featcache.store.zarr_arrays import PART_ATTR, frame_compressors, zstore
+from featcache.store.zarr_part import ZarrPartSink
 
 
-class MarkerPartSink(_ZarrPartSink):
+class MarkerPartSink(ZarrPartSink):
     """Writes part ``k`` in place on object storage; its metadata object last, as the marker.
 
     Objects left by a writer killed before its marker are removed first, so a rerun rewrites
@@ -44,7 +45,7 @@ class MarkerPartSink(_ZarrPartSink):
         import zarr
 
         return zarr.create_array(
-            store=_zstore(self._dir / name),
+            store=zstore(self._dir / name),
             shape=(0, *self.shape_ld),
             chunks=chunks,
             dtype=dtype,
@@ -55,15 +56,15 @@ class MarkerPartSink(_ZarrPartSink):
         import zarr
 
         zarr.create_array(
-            store=_zstore(self._dir / "pooled"),
+            store=zstore(self._dir / "pooled"),
             shape=pooled.shape,
             chunks=(max(1, len(pooled)), *pooled.shape[1:]),
             dtype="float32",
             compressors=frame_compressors(self._compression),
         )[...] = pooled
         if not (self._store / "parts" / "zarr.json").exists():  # create() was killed half-way
-            zarr.open_group(_zstore(self._store), mode="r+").require_group("parts")
-        zarr.create_group(store=_zstore(self._dir), attributes={PART_ATTR: meta.to_json()})
+            zarr.open_group(zstore(self._store), mode="r+").require_group("parts")
+        zarr.create_group(store=zstore(self._dir), attributes={PART_ATTR: meta.to_json()})
 
     def abort(self) -> None:
         self._dir.rmtree()

@@ -1,11 +1,15 @@
-"""Build small contract-conforming layer stores from given arrays, for tests of later stages.
+"""Small caches for tests: stores written from given arrays, or extracted by the real CLI.
 
-The store is written by the same code path as ``featcache extract`` (plan, parts, index), only the
-hidden states come from the caller instead of a model.
+:func:`write_cache` writes a store by the same code path as ``featcache extract`` (plan, parts,
+index), only the hidden states come from the caller instead of a model. :func:`extracted_cache`
+runs ``featcache extract`` itself (the library may not import the pipelines; the test kit drives
+the CLI, as :mod:`featcache.testing.faults` does), for tests that extract into it again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -137,3 +141,57 @@ def read_all_arrays(store) -> dict[str, np.ndarray]:
         if isinstance(node, zarr.Array):
             out[name] = node[...]
     return out
+
+
+def run_cli(*argv, quiet: bool = False) -> int:
+    """Run ``featcache ARGV...`` in this process; return its exit code (0 on success).
+
+    A featcache error is printed in one line to stderr and exits 1, as from a shell. ``quiet``
+    drops what the command prints to stdout.
+    """
+    from featcache.cli.main import main
+
+    out = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+    try:
+        with out:
+            main([str(a) for a in argv])
+    except SystemExit as e:
+        return e.code or 0
+    return 0
+
+
+def extracted_cache(
+    folder, formats=("zarr",), utterances: int = 6, part_size: int = 2
+) -> tuple[Path, dict[str, Path]]:
+    """A tone corpus and, per store format, an ``fbank`` cache of it made by ``featcache extract``.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Gets ``corpus/`` (:func:`featcache.testing.corpus.make_tone_corpus`) and one cache
+        folder per format: ``cache`` for a single format, else ``cache-<format>``.
+    formats : sequence of str
+        Store formats (``featcache.store.FORMATS`` names).
+    utterances, part_size : int
+        Corpus size and utterances per part (6 and 2: three parts, so a test can damage or
+        drop one part and keep others).
+
+    Returns
+    -------
+    manifest, caches : (Path, dict of str to Path)
+        The corpus manifest, and format -> cache folder. Extracting the same manifest with
+        ``-u fbank --part-size PART_SIZE`` into one of them again reuses every part.
+    """
+    from featcache.testing.corpus import make_tone_corpus
+
+    folder = Path(folder)
+    manifest = make_tone_corpus(folder / "corpus", utterances=utterances).path
+    caches = {}
+    for format in formats:
+        cache = folder / ("cache" if len(formats) == 1 else f"cache-{format}")
+        code = run_cli("extract", manifest, "-u", "fbank", "--cache", cache, "--format", format,
+                       "--part-size", part_size, "--no-progress", quiet=True)  # fmt: skip
+        if code:
+            raise RuntimeError(f"featcache extract into {cache} exited {code}")
+        caches[format] = cache
+    return manifest, caches

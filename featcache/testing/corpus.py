@@ -1,4 +1,4 @@
-"""Tiny audio corpora for tests: generated tones (no dependencies) or espeak-ng speech."""
+"""Tiny audio corpora for tests: generated tones or noise (no dependencies), or espeak-ng speech."""
 
 from __future__ import annotations
 
@@ -48,6 +48,51 @@ def make_tone_corpus(
             }
         )
     return Manifest.load(write_manifest(records, out / "manifest.jsonl"))
+
+
+def make_noise_corpus(
+    out: str | Path,
+    seconds,
+    *,
+    seed: int = 0,
+    splits: tuple[str, ...] | None = None,
+    speakers: int | None = None,
+) -> Path:
+    """White-noise utterances ``u0``, ``u1``, ... of the given lengths and ``OUT/m.jsonl``.
+
+    For tests that need audio but no labels tied to it (scale-out, object storage).
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder for the wav files and the manifest.
+    seconds : sequence of float
+        Length of each utterance; one utterance per entry.
+    seed : int
+        Seed of the noise (drawn utterance by utterance, in order).
+    splits : tuple of str, optional
+        Split of utterance i: ``splits[i % len(splits)]``; no split field when None.
+    speakers : int, optional
+        ``spk`` field ``s{i % speakers}``; none when None.
+
+    Returns
+    -------
+    Path
+        The manifest (audio paths relative to ``out``).
+    """
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    records = []
+    for i, length in enumerate(seconds):
+        wav = 0.1 * rng.standard_normal(int(SAMPLE_RATE * length))
+        write_wav(out / f"u{i}.wav", wav.astype(np.float32))
+        record = {"id": f"u{i}", "audio": f"u{i}.wav"}
+        if splits:
+            record["split"] = splits[i % len(splits)]
+        if speakers:
+            record["spk"] = f"s{i % speakers}"
+        records.append(record)
+    return write_manifest(records, out / "m.jsonl")
 
 
 def make_speech_corpus(out: str | Path, utterances: int = 18, seed: int = 0) -> Manifest:

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featcache.errors import ConfigError
-
-SPLITS = ("train", "dev", "test")
+from featcache.manifest import SPLITS
 
 
 @dataclass
