@@ -68,3 +68,16 @@ def test_a_chunk_deleted_or_flipped_after_opening_is_a_store_error(tmp_path):
     chunk.unlink()
     with pytest.raises(StoreError, match=r"part 1, frames \d+-\d+ is damaged .*missing"):
         reader.get(utt)
+
+
+def test_a_short_read_keeps_only_its_frames(tmp_path):
+    # chunks decode in place into a buffer of whole chunks; what one utterance's read returns
+    # must not keep the rest of those chunks alive (a caller holding many utterances would
+    # hold up to 1024 frames per layer each)
+    reader, _ = _store(tmp_path)
+    direct = reader._direct_frames(0)
+    short = direct.read(1000, 1030)  # (30, 4, 6), inside chunks 0 and 1
+    owner = short if short.base is None else short.base
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    assert owner.nbytes == short.nbytes

@@ -15,6 +15,7 @@ Any other layout (another codec, a sharded or remote store) gets None from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -76,33 +77,79 @@ class DirectFrames:
         self.dtype = np.dtype(dtype)
 
     def read(self, start: int, stop: int, cols: list[int] | None = None) -> np.ndarray:
-        """Frames ``start:stop`` of layer positions ``cols`` (default all): ``(F, L', D)``."""
-        from numcodecs import Blosc
+        """Frames ``start:stop`` of layer positions ``cols`` (default all): ``(F, L', D)``.
 
+        The result is a view of layer-major ``(L', F, D)`` memory (each layer's rows
+        contiguous, as training batches lay them out): every chunk is decoded straight into
+        its place in a buffer of whole chunks, with no intermediate copy; a read of less than
+        half that buffer is copied out of it.
+        """
         rows, layers, dim = self.shape
         start, stop = max(0, start), min(rows, stop)
         cols = list(range(layers)) if cols is None else list(cols)
-        out = np.empty((max(0, stop - start), len(cols), dim), self.dtype)  # (F, L', D)
-        codec = Blosc()
-        size = self.chunk_rows * dim * self.dtype.itemsize
-        chunks = range(start // self.chunk_rows, -(-stop // self.chunk_rows))
-        _read_ahead([self.folder / "c" / str(c) / str(j) / "0" for c in chunks for j in cols])
-        for c in chunks:
-            first = c * self.chunk_rows
-            lo, hi = max(start, first), min(stop, first + self.chunk_rows)
-            for j, layer in enumerate(cols):
-                target = out[lo - start : hi - start, j]  # (rows, D)
-                path = self.folder / "c" / str(c) / str(layer) / "0"
-                try:
-                    data = path.read_bytes()
-                except FileNotFoundError:  # featcache writes every chunk (write_empty_chunks)
-                    raise ValueError(f"chunk file {path} is missing") from None
-                decoded = codec.decode(_checked(data, path))
-                if len(decoded) != size:
-                    raise ValueError(f"chunk {path} decodes to {len(decoded)} bytes, not {size}")
-                chunk = np.frombuffer(decoded, self.dtype).reshape(self.chunk_rows, dim)
-                target[...] = chunk[lo - first : hi - first]
-        return out
+        if stop <= start:
+            return np.empty((0, len(cols), dim), self.dtype)  # (0, L', D)
+        c0, c1 = start // self.chunk_rows, -(-stop // self.chunk_rows)
+        # whole chunks, so each decodes in place; edge chunks are stored whole
+        out = np.empty((len(cols), (c1 - c0) * self.chunk_rows, dim), self.dtype)  # (L', F', D)
+        paths = [[f"{self.folder}/c/{c}/{layer}/0" for layer in cols] for c in range(c0, c1)]
+        _read_ahead([p for row in paths for p in row])
+        decode = _Decoder(self.chunk_rows * dim * self.dtype.itemsize)
+        with _blosc_single_thread():
+            for i, row in enumerate(paths):
+                for j, path in enumerate(row):
+                    decode(path, out[j, i * self.chunk_rows : (i + 1) * self.chunk_rows])
+        first = c0 * self.chunk_rows
+        picked = out[:, start - first : stop - first]  # (L', F, D)
+        if 2 * (stop - start) < out.shape[1]:
+            # a short read (one utterance) is copied out, so what a caller keeps never pins
+            # whole chunks of frames it did not ask for
+            picked = picked.copy()
+        return picked.transpose(1, 0, 2)  # (F, L', D) view of layer-major memory
+
+
+@contextlib.contextmanager
+def _blosc_single_thread():
+    """numcodecs' Blosc decodes without its thread pool meanwhile (it uses the pool only from the
+    main thread; DataLoader workers never do). Per ~1 MB chunk the pool's hand-offs cost more
+    than they save: decoding the benchmark store's chunks took 15-20 ms on one thread vs 45 ms
+    with the pool (``benchmarks/read_throughput.py``'s store, 2 cores)."""
+    from numcodecs import blosc
+
+    before = blosc.use_threads
+    blosc.use_threads = False
+    try:
+        yield
+    finally:
+        blosc.use_threads = before
+
+
+class _Decoder:
+    """Reads, checks and decodes chunk files into given ``(C, D)`` rows, reusing one buffer."""
+
+    def __init__(self, size: int) -> None:
+        from numcodecs import Blosc
+
+        self.size = size
+        self.codec = Blosc()
+        self.buffer = bytearray(size + 64)
+
+    def __call__(self, path: str, target: np.ndarray) -> None:
+        try:
+            with open(path, "rb", buffering=0) as f:
+                count = os.fstat(f.fileno()).st_size
+                if count > len(self.buffer):
+                    self.buffer = bytearray(count)
+                got = f.readinto(memoryview(self.buffer)[:count])
+        except FileNotFoundError:  # featcache writes every chunk (write_empty_chunks)
+            raise ValueError(f"chunk file {path} is missing") from None
+        if got != count:
+            raise ValueError(f"chunk file {path} changed while read ({got} of {count} bytes)")
+        body = _checked(np.frombuffer(self.buffer, np.uint8, count), path)
+        decoded = int.from_bytes(body[4:8].tobytes(), "little")  # blosc header: nbytes
+        if decoded != self.size:
+            raise ValueError(f"chunk {path} decodes to {decoded} bytes, not {self.size}")
+        self.codec.decode(body, out=target)
 
 
 def _read_ahead(paths: list[Path]) -> None:
@@ -122,11 +169,14 @@ def _read_ahead(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def _checked(data: bytes, path: Path) -> bytes:
-    """The chunk's bytes without its crc32c, after checking it (ValueError when it differs)."""
+def _checked(data: np.ndarray, path) -> np.ndarray:
+    """The chunk's bytes (uint8) without its crc32c, after checking it (ValueError when it
+    differs)."""
     import google_crc32c
 
     body = data[:-4]
-    if len(data) < 4 or google_crc32c.value(body) != int.from_bytes(data[-4:], "little"):
+    body.flags.writeable = False  # google_crc32c reads only read-only buffers
+    stored = int.from_bytes(data[-4:].tobytes(), "little")
+    if len(data) < 4 or google_crc32c.value(body) != stored:
         raise ValueError(f"Stored and computed checksum do not match in {path}")
     return body
