@@ -81,3 +81,4 @@ def test_a_short_read_keeps_only_its_frames(tmp_path):
     while isinstance(owner.base, np.ndarray):
         owner = owner.base
     assert owner.nbytes == short.nbytes
+    assert short.flags.c_contiguous  # laid out as zarr returns it

@@ -82,7 +82,7 @@ class DirectFrames:
         The result is a view of layer-major ``(L', F, D)`` memory (each layer's rows
         contiguous, as training batches lay them out): every chunk is decoded straight into
         its place in a buffer of whole chunks, with no intermediate copy; a read of less than
-        half that buffer is copied out of it.
+        half that buffer is copied out of it into a C-contiguous ``(F, L', D)`` array.
         """
         rows, layers, dim = self.shape
         start, stop = max(0, start), min(rows, stop)
@@ -102,9 +102,9 @@ class DirectFrames:
         first = c0 * self.chunk_rows
         picked = out[:, start - first : stop - first]  # (L', F, D)
         if 2 * (stop - start) < out.shape[1]:
-            # a short read (one utterance) is copied out, so what a caller keeps never pins
-            # whole chunks of frames it did not ask for
-            picked = picked.copy()
+            # a short read (one utterance, as ``get`` makes) is copied out, C-contiguous like
+            # zarr's result, so what a caller keeps never pins whole chunks it did not ask for
+            return np.ascontiguousarray(picked.transpose(1, 0, 2))  # (F, L', D)
         return picked.transpose(1, 0, 2)  # (F, L', D) view of layer-major memory
 
 
