@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from featcache.manifest import Manifest
 from featcache.pipelines.train import resolve_data, train
 from featcache.store import open_cache
 from featcache.store.reader import CacheReader
-from featcache.testing.caches import write_cache
+from featcache.testing.caches import two_rate_caches
 from featcache.train import loaders
 from featcache.train.config import TrainConfig
 from featcache.train.data import CachedDataset
@@ -24,19 +22,7 @@ from featcache.train.loaders import AUTO_BLOCKS_BYTES, build_loader, choose_load
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """60 utterances: ``a`` float16 Zarr (3 x 8), ``b`` float32 HDF5 (2 x 4) at twice the rate."""
-    root = tmp_path_factory.mktemp("auto")
-    rng = np.random.default_rng(1)
-    records, a, b = [], {}, {}
-    for i in range(60):
-        split = ("train", "train", "train", "dev", "test")[i % 5]
-        records.append({"id": f"u{i:02d}", "audio": "x.wav", "label": f"c{i % 3}", "split": split})
-        t = int(rng.integers(4, 60))
-        a[f"u{i:02d}"] = (rng.normal(size=(t, 3, 8)) + i % 3).astype(np.float32)
-        b[f"u{i:02d}"] = rng.normal(size=(2 * t, 2, 4)).astype(np.float32)
-    manifest = Manifest.from_records(records, root / "manifest.jsonl")
-    write_cache(root / "cache", "a", a, manifest, 50.0, dtype="float16", part_size=7)
-    write_cache(root / "cache", "b", b, manifest, 100.0, format="hdf5", part_size=11)
-    return root / "cache", manifest, b
+    return two_rate_caches(tmp_path_factory.mktemp("auto"), seed=1)
 
 
 def _config(cache, out, **kw):

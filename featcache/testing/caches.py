@@ -195,3 +195,32 @@ def extracted_cache(
             raise RuntimeError(f"featcache extract into {cache} exited {code}")
         caches[format] = cache
     return manifest, caches
+
+
+def two_rate_caches(root: Path, seed: int):
+    """60 labelled utterances in two stores at different frame rates, for loader tests.
+
+    ``a`` is a float16 Zarr store (3 layers x 8 dims, 50 frames/s, parts of 7 utterances),
+    ``b`` a float32 HDF5 store (2 x 4, 100 frames/s, twice ``a``'s frames, parts of 11), so
+    batches cross part boundaries and formats. Splits cycle train, train, train, dev, test;
+    labels ``c0``-``c2``, with ``a``'s values shifted by the label.
+
+    Returns
+    -------
+    (cache folder, manifest, ``b``'s arrays by utterance id)
+    """
+    from featcache.manifest import Manifest
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    records, a, b = [], {}, {}
+    for i in range(60):
+        split = ("train", "train", "train", "dev", "test")[i % 5]
+        records.append({"id": f"u{i:02d}", "audio": "x.wav", "label": f"c{i % 3}", "split": split})
+        t = int(rng.integers(4, 60))
+        a[f"u{i:02d}"] = (rng.normal(size=(t, 3, 8)) + i % 3).astype(np.float32)  # (T, 3, 8)
+        b[f"u{i:02d}"] = rng.normal(size=(2 * t, 2, 4)).astype(np.float32)  # (2T, 2, 4)
+    manifest = Manifest.from_records(records, root / "manifest.jsonl")
+    write_cache(root / "cache", "a", a, manifest, 50.0, dtype="float16", part_size=7)
+    write_cache(root / "cache", "b", b, manifest, 100.0, format="hdf5", part_size=11)
+    return root / "cache", manifest, b
