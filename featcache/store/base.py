@@ -76,6 +76,17 @@ class PartSink:
 
     shape_ld: tuple[int, int]  # (L, D) of every frame
 
+    def _open_arrays(self, make, dtype: str) -> None:
+        """The part's frames and, for int8, scales, made by the backend's ``make(name, chunks,
+        dtype)``: the one place the part layout is decided. Frames in ``(C, 1, D)`` chunks (one
+        layer per chunk, so one layer reads alone); int8 scales one row per chunk of frames,
+        all layers in one small ``(1, L, D)`` chunk."""
+        num_layers, dim = self.shape_ld
+        self._frames = make("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
+        self._scale = None
+        if dtype == "int8":
+            self._scale = make("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+
     def write(self, start: int, frames: np.ndarray, scale: np.ndarray | None = None) -> None:
         """Store ``frames`` (F, L, D) in the store dtype at rows ``start:start+F``.
 

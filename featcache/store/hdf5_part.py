@@ -35,16 +35,9 @@ class HDF5PartSink(PartSink):
         self._tmp = work_dir(path) / f"{tmp_name(k)}.h5"
         ensure_space(parts, 0)
         self._file = h5py.File(self._tmp, "w")
-        num_layers, dim = shape_ld
         self._compression = compression
         try:
-            self._frames = self._dataset("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
-            # int8: one scale row per chunk of frames, all layers in one small chunk
-            self._scale = None
-            if dtype == "int8":
-                self._scale = self._dataset(
-                    "scale", (1, max(1, num_layers), max(1, dim)), "float32"
-                )
+            self._open_arrays(self._dataset, dtype)
         except BaseException:
             self.abort()  # e.g. a full disk while creating the datasets
             raise

@@ -32,12 +32,7 @@ class ZarrPartSink(PartSink):
         self._tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._group = zarr.create_group(store=str(self._tmp))
-            num_layers, dim = shape_ld
-            self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
-            # int8: one scale row per chunk of frames, all layers in one small chunk
-            self._scale = None
-            if dtype == "int8":
-                self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+            self._open_arrays(self._array, dtype)
         except BaseException:
             remove_path(self._tmp)  # e.g. a full disk while creating the arrays
             raise

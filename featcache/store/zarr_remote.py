@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featcache.store.base import CHUNK_FRAMES, PartMeta
+from featcache.store.base import PartMeta
 from featcache.store.location import RemoteDir
 from featcache.store.zarr_arrays import PART_ATTR, frame_compressors, zstore
 from featcache.store.zarr_part import ZarrPartSink
@@ -35,11 +35,7 @@ class MarkerPartSink(ZarrPartSink):
         self._store = path
         self._dir = path / "parts" / str(k)
         self._dir.rmtree()  # a killed writer's half-written part: no marker, so rewrite it
-        num_layers, dim = shape_ld
-        self._frames = self._array("frames", (CHUNK_FRAMES, 1, max(1, dim)), dtype)
-        self._scale = None  # int8: as the local sink, one scale row per chunk of frames
-        if dtype == "int8":
-            self._scale = self._array("scale", (1, max(1, num_layers), max(1, dim)), "float32")
+        self._open_arrays(self._array, dtype)
 
     def _array(self, name: str, chunks: tuple, dtype: str):
         import zarr
