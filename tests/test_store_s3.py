@@ -249,3 +249,16 @@ def test_run_recipe_with_cache_in_bucket(corpus, s3, tmp_path, capsys):
     assert open_cache(url, "fbank").utterances == [f"u{i}" for i in range(9)]
     assert not (tmp_path / "out" / "cache").exists()
     assert (tmp_path / "out" / "runs" / "ws-fbank" / "summary.json").exists()
+
+
+def test_bucket_parts_write_every_chunk_even_all_zero():
+    """A part in a bucket writes chunks equal to the fill value too (zarr skips them by
+    default), as local parts do: a chunk missing from a store is damage, never zeros."""
+    import fsspec
+
+    sink = get_backend("zarr").begin_part(
+        as_location("memory://featcache-zero/z.zarr"), 0, (2, 4), "float16", "lz4"
+    )
+    sink.write(0, np.zeros((20, 2, 4), np.float16))  # (F, L, D): one chunk per layer, all zero
+    found = fsspec.filesystem("memory").find("/featcache-zero/z.zarr/parts/0/frames")
+    assert sorted(p.split("/frames/")[1] for p in found if "/c/" in p) == ["c/0/0/0", "c/0/1/0"]

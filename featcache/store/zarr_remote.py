@@ -46,6 +46,7 @@ class MarkerPartSink(ZarrPartSink):
             chunks=chunks,
             dtype=dtype,
             compressors=frame_compressors(self._compression),
+            config={"write_empty_chunks": True},  # as create_checked_array: a gap is damage
         )
 
     def commit(self, meta: PartMeta, pooled: np.ndarray) -> None:
@@ -57,6 +58,7 @@ class MarkerPartSink(ZarrPartSink):
             chunks=(max(1, len(pooled)), *pooled.shape[1:]),
             dtype="float32",
             compressors=frame_compressors(self._compression),
+            config={"write_empty_chunks": True},  # as create_checked_array: a gap is damage
         )[...] = pooled
         if not (self._store / "parts" / "zarr.json").exists():  # create() was killed half-way
             zarr.open_group(zstore(self._store), mode="r+").require_group("parts")
